@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnOutput, RemovalPolicy, Stack, Tags
+from aws_cdk import Annotations, CfnOutput, RemovalPolicy, Stack, Tags
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
@@ -22,6 +22,14 @@ class DocSearchStack(Stack):
         kms_key: kms.IKey | None = None
         if settings.encryption.kms_key_arn is not None:
             kms_key = kms.Key.from_key_arn(self, "ExistingKey", settings.encryption.kms_key_arn)
+            # An imported key's policy cannot be changed from this stack, so say what it needs.
+            Annotations.of(self).add_warning_v2(
+                "s3vectors:existing-kms-key-policy",
+                f"kmsKeyArn: the policy of {settings.encryption.kms_key_arn} must allow the service principal "
+                "indexing.s3vectors.amazonaws.com kms:Decrypt (conditions aws:SourceAccount, aws:SourceArn "
+                "arn:aws:s3vectors:REGION:ACCOUNT:bucket/*), and let IAM policies of this account grant the "
+                "writer and reader roles; see stacks/vector_store.py create_vector_kms_key for the statement.",
+            )
         elif settings.encryption.mode == "kms":
             kms_key = create_vector_kms_key(self, "VectorKey", removal_policy=removal_policy)
 

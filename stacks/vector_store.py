@@ -31,6 +31,7 @@ WRITE_INDEX_ACTIONS: tuple[str, ...] = (
     "s3vectors:PutVectors",
 )
 WRITE_BUCKET_ACTIONS: tuple[str, ...] = ("s3vectors:GetVectorBucket",)
+S3VECTORS_ENCRYPTION_CONTEXT_KEYS: tuple[str, ...] = ("aws:s3vectors:arn", "aws:s3vectors:resource-id")
 
 
 class VectorStore(Construct):
@@ -117,9 +118,12 @@ class VectorStore(Construct):
 def create_vector_kms_key(scope: Construct, construct_id: str, *, removal_policy: RemovalPolicy) -> kms.Key:
     """A customer-managed key that S3 Vectors may use for background indexing.
 
-    S3 Vectors' indexing runs as the service principal ``indexing.s3vectors.amazonaws.com``, which
-    the key policy must allow to decrypt, limited to vector buckets of this account
-    (https://docs.aws.amazon.com/AmazonS3/latest/userguide/s3-vectors-data-encryption.html).
+    S3 Vectors' background indexing runs as the service principal ``indexing.s3vectors.amazonaws.com``,
+    which the key policy must allow to decrypt, limited to vector buckets of this account and to
+    S3 Vectors' encryption context; without it, index creation fails with "Insufficient access to
+    perform asynchronous indexing"
+    (https://docs.aws.amazon.com/AmazonS3/latest/userguide/s3-vectors-data-encryption.html; the same
+    statement as AWS's generative-ai-cdk-constructs emits).
     """
     key = kms.Key(
         scope,
@@ -139,6 +143,7 @@ def create_vector_kms_key(scope: Construct, construct_id: str, *, removal_policy
             conditions={
                 "StringEquals": {"aws:SourceAccount": account},
                 "ArnLike": {"aws:SourceArn": f"arn:{partition}:s3vectors:{region}:{account}:bucket/*"},
+                "ForAnyValue:StringEquals": {"kms:EncryptionContextKeys": list(S3VECTORS_ENCRYPTION_CONTEXT_KEYS)},
             },
         )
     )

@@ -37,10 +37,20 @@ def synth(outdir: Path, **context: Any) -> tuple[Template, dict[str, Any]]:
     return Template.from_stack(stack), raw
 
 
+def synth_warnings(outdir: Path, **context: Any) -> list[str]:
+    """Warnings that `cdk synth` prints for the stack."""
+    app = cdk.App(context={**CLI_DEFAULT_CONTEXT, **cdk_json_context(), **context}, outdir=str(outdir))
+    stack = build_app(app)
+    artifact = app.synth().get_stack_artifact(stack.artifact_id)
+    return [str(message.entry.data) for message in artifact.messages if message.entry.type == "aws:cdk:warning"]
+
+
 def validation_violations(outdir: Path) -> list[str]:
+    """cdk-nag findings (the report also lists the stack's own annotations; those are not findings)."""
     report = json.loads((outdir / "validation-report.json").read_text())
     return [
         violation["ruleName"]
         for plugin in report.get("pluginReports", [])
         for violation in plugin.get("violations", [])
+        if not violation["ruleName"].startswith("Annotation:")
     ]

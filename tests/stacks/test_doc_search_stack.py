@@ -11,7 +11,7 @@ from aws_cdk.assertions import Template
 from syrupy.extensions.json import JSONSnapshotExtension
 
 from loader import contract
-from tests.stacks.synth import synth, validation_violations
+from tests.stacks.synth import synth, synth_warnings, validation_violations
 
 KEY_ARN = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 
@@ -173,7 +173,10 @@ def test_created_kms_key_rotates_and_admits_s3vectors_indexing(tmp_path: Path) -
     statements = key["Properties"]["KeyPolicy"]["Statement"]
     (service,) = [s for s in statements if s.get("Principal") == {"Service": "indexing.s3vectors.amazonaws.com"}]
     assert service["Action"] == "kms:Decrypt"
-    assert set(service["Condition"]) == {"StringEquals", "ArnLike"}
+    assert set(service["Condition"]) == {"StringEquals", "ArnLike", "ForAnyValue:StringEquals"}
+    assert service["Condition"]["ForAnyValue:StringEquals"] == {
+        "kms:EncryptionContextKeys": ["aws:s3vectors:arn", "aws:s3vectors:resource-id"]
+    }
     template.has_resource_properties(
         "AWS::S3Vectors::VectorBucket",
         {"EncryptionConfiguration": {"SseType": "aws:kms", "KmsKeyArn": {"Fn::GetAtt": [key_id, "Arn"]}}},
@@ -187,6 +190,8 @@ def test_created_kms_key_rotates_and_admits_s3vectors_indexing(tmp_path: Path) -
 def test_existing_kms_key_is_used_not_created(tmp_path: Path) -> None:
     template, _ = synth(tmp_path, kmsKeyArn=KEY_ARN)
     template.resource_count_is("AWS::KMS::Key", 0)
+    warnings = synth_warnings(tmp_path / "warnings", kmsKeyArn=KEY_ARN)
+    assert any("indexing.s3vectors.amazonaws.com" in warning for warning in warnings), warnings
     template.has_resource_properties(
         "AWS::S3Vectors::VectorBucket", {"EncryptionConfiguration": {"SseType": "aws:kms", "KmsKeyArn": KEY_ARN}}
     )

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+# The `s3vectors_endpoint` fixture: a fresh local S3 Vectors endpoint over HTTP per test.
+pytest_plugins = ["s3vectors_local.pytest_plugin"]
+
 _DUMMY_AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",

@@ -1,0 +1,84 @@
+"""The detached server (`ensure_running`/`stop_server`) and the `serve` command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from s3vectors_local import ensure_running, stop_server
+from s3vectors_local.endpoint import make_client
+from s3vectors_local.process import read_endpoint
+
+
+def test_ensure_running_starts_reuses_and_stops(tmp_path: Path) -> None:
+    url = ensure_running(tmp_path)
+    try:
+        info = read_endpoint(tmp_path)
+        assert info is not None and info["endpoint_url"] == url
+        assert url.startswith("http://127.0.0.1:")
+        make_client(url).create_vector_bucket(vectorBucketName="kept")
+        assert ensure_running(tmp_path) == url  # the live server is reused
+    finally:
+        assert stop_server(tmp_path)
+    assert read_endpoint(tmp_path) is None
+    assert stop_server(tmp_path) is False
+    # A fresh server on the same data dir sees the earlier data.
+    url2 = ensure_running(tmp_path)
+    try:
+        names = [b["vectorBucketName"] for b in make_client(url2).list_vector_buckets()["vectorBuckets"]]
+        assert names == ["kept"]
+    finally:
+        stop_server(tmp_path)
+
+
+def test_stale_endpoint_file_is_replaced(tmp_path: Path) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / "endpoint.json").write_text(json.dumps({"endpoint_url": "http://127.0.0.1:9", "pid": dead.pid}))
+    url = ensure_running(tmp_path)
+    try:
+        assert url != "http://127.0.0.1:9"
+        make_client(url).list_vector_buckets()
+    finally:
+        stop_server(tmp_path)
+
+
+def test_serve_writes_and_removes_endpoint_file(tmp_path: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "s3vectors_local", "serve", "--port", "0", "--data-dir",
+                             str(tmp_path), "--throttle", "--latency-ms", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while (info := read_endpoint(tmp_path)) is None:
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.05)
+        assert info["pid"] == proc.pid
+        make_client(info["endpoint_url"]).list_vector_buckets()
+        os.kill(proc.pid, signal.SIGTERM)
+        out, _ = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0
+    assert "listening on http://127.0.0.1:" in out
+    assert not (tmp_path / "endpoint.json").exists()
+
+
+def test_help_has_examples() -> None:
+    out = subprocess.run([sys.executable, "-m", "s3vectors_local", "serve", "--help"], capture_output=True,
+                         text=True, check=True).stdout
+    for flag in ("--port", "--data-dir", "--host", "--throttle", "--fault-rate", "--latency-ms", "--account-id"):
+        assert flag in out
+    assert "examples:" in out and "provision --template" in out
+
+
+def test_cli_defaults_match_the_library() -> None:
+    from s3vectors_local import __main__ as cli
+    from s3vectors_local import endpoint
+
+    assert (cli.DEFAULT_ACCOUNT_ID, cli.DEFAULT_REGION) == (endpoint.DEFAULT_ACCOUNT_ID, endpoint.DEFAULT_REGION)

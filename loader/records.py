@@ -37,6 +37,12 @@ class Chunk:
     ordinal: int  # 0-based position within the document
     section: str  # heading path the chunk falls under ("" if none)
     text: str
+    # Added by the read side (defaults keep older constructors working): where the chunk's body lies in
+    # Document.text (``text`` may start with a "Title — Section" context line that is not in the
+    # document), and how many model tokens ``text`` has, special tokens excluded (0 = not counted).
+    start: int = 0
+    end: int = 0
+    tokens: int = 0
 
 
 class Embedder(Protocol):
@@ -52,6 +58,13 @@ class Embedder(Protocol):
 
     def count_tokens(self, text: str) -> int:
         """Number of model tokens of ``text`` (special tokens excluded)."""
+        ...
+
+    def token_offsets(self, text: str) -> Sequence[tuple[int, int]]:
+        """Character (start, end) of each model token of ``text``, in order, special tokens excluded.
+
+        Lets the chunker tokenize a document once and cut it at token boundaries.
+        """
         ...
 
     def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:

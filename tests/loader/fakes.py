@@ -33,6 +33,9 @@ class FakeEmbedder:
     def count_tokens(self, text: str) -> int:
         return len(_WORD.findall(text))
 
+    def token_offsets(self, text: str) -> list[tuple[int, int]]:
+        return [match.span() for match in _WORD.finditer(text)]
+
     def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         self.embedded_texts.extend(texts)
         out = np.zeros((len(texts), self._dimension), dtype=np.float32)

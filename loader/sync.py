@@ -1,0 +1,389 @@
+"""Make the index mirror a folder: embed and write what changed, delete what is stale.
+
+The state lives in the index itself (``loader.index.scan_index``), so a fresh machine, a CI runner or
+a colleague syncs correctly without any local state file. Each vector carries its document's
+``content_hash``: a hash of the document's bytes *and* of everything that shapes its vectors (model,
+dimension, chunk size and overlap, chunker version, metadata layout). A document is unchanged only if
+every key 0..n-1 is present with that hash and chunk count n; then it is neither re-embedded nor
+re-written. Anything else (new, edited, half-written by an interrupted run, other settings) is
+re-chunked, re-embedded and overwritten; its keys past the new chunk count are deleted.
+
+Order makes re-runs complete an interrupted run: all new/changed chunks are written first, stale keys
+are deleted only after every write succeeded. A run stopped during the writes leaves documents with
+mixed hashes (redone next time); one stopped during the deletes leaves stale keys that the next run
+computes again.
+
+Pipeline: a reader thread reads, hashes, classifies and chunks documents; the calling thread embeds
+batches of chunks; a writer thread pool sends PutVectors while the next batch is embedded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from loader.errors import LoaderError
+from loader.index import IndexInfo, IndexState, check_index, describe_index, scan_index
+from loader.keys import normalize_source, split_key, vector_key
+from loader.metadata import build_metadata
+from loader.outputs import Target
+from loader.records import Chunk, Document, Embedder, Skipped
+from loader.report import LoadReport, Progress
+from loader.retry import DEFAULT_POLICY, RateLimiter, RetryPolicy, RetryStats
+from loader.writer import VectorRecord, VectorWriter
+
+# Bump when the stored metadata layout changes: every document then counts as changed once.
+METADATA_SCHEMA = 1
+
+ReadDocuments = Callable[..., Iterable[Document | Skipped]]
+ChunkDocument = Callable[..., list[Chunk]]
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    chunk_tokens: int | None = None  # None: the model's own limit (embedder.max_tokens)
+    overlap_tokens: int = 32
+    batch_size: int = 64  # chunks per embed() call
+    max_in_flight: int = 8  # PutVectors/DeleteVectors requests in flight
+    prune: bool = True  # delete documents that left the folder
+    prune_explicit: bool = False  # --prune given: may prune even when the folder yields no document
+    strict: bool = False  # an unreadable document fails the run instead of being skipped
+    dry_run: bool = False
+    list_segments: int = 8  # ListVectors segments listed in parallel (at most 16)
+
+
+def model_name(embedder: Embedder) -> str:
+    return str(getattr(embedder, "model_name", None) or type(embedder).__name__)
+
+
+def chunker_version() -> str:
+    """The read side's chunker version, if it declares one (changing it must rewrite documents)."""
+    try:
+        from loader import chunking
+    except ImportError:  # pragma: no cover - the read side is always installed with the loader
+        return ""
+    return str(getattr(chunking, "CHUNKING_VERSION", ""))
+
+
+def settings_fingerprint(embedder: Embedder, settings: LoadSettings) -> str:
+    """Everything besides the document bytes that changes the stored vectors or metadata."""
+    return json.dumps(
+        {
+            "model": model_name(embedder),
+            "dimension": embedder.dimension,
+            # The chunker's budget: --chunk-tokens, capped at what the model reads without truncation.
+            "max_tokens": min(settings.chunk_tokens or embedder.max_tokens, embedder.max_tokens),
+            "overlap_tokens": settings.overlap_tokens,
+            "chunker": chunker_version(),
+            "metadata_schema": METADATA_SCHEMA,
+        },
+        sort_keys=True,
+    )
+
+
+def stored_hash(document_hash: str, fingerprint: str) -> str:
+    """The ``content_hash`` stored on each vector: document bytes + settings, 128 bits in hex."""
+    return hashlib.sha256(f"{fingerprint}\n{document_hash}".encode()).hexdigest()[:32]
+
+
+def classify(source: str, content_hash: str, state: IndexState) -> tuple[str, int]:
+    """("new" | "changed" | "unchanged", chunk count if unchanged else 0)."""
+    first = state.by_key.get(vector_key(source, 0))
+    if first is None and not state.by_source.get(source):
+        return "new", 0
+    if first is None or first.content_hash != content_hash or not first.chunks:
+        return "changed", 0
+    n = first.chunks
+    for ordinal in range(n):
+        stored = state.by_key.get(vector_key(source, ordinal))
+        if stored is None or stored.content_hash != content_hash or stored.chunks != n or stored.chunk != ordinal:
+            return "changed", 0  # e.g. half-written by an interrupted run
+    return "unchanged", n
+
+
+@dataclass
+class _DocWork:
+    document: Document
+    source: str
+    content_hash: str
+    action: str
+    chunks: list[Chunk] = field(default_factory=list)
+    chunk_count: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+_DONE = object()
+
+
+class _Reader(threading.Thread):
+    """Reads, classifies and chunks documents ahead of the embedder; hands results over a queue."""
+
+    def __init__(
+        self,
+        documents: Iterable[Document | Skipped],
+        *,
+        state: IndexState,
+        fingerprint: str,
+        embedder: Embedder,
+        settings: LoadSettings,
+        chunk_document: ChunkDocument,
+    ) -> None:
+        super().__init__(name="reader", daemon=True)
+        self.documents = documents
+        self.state = state
+        self.fingerprint = fingerprint
+        self.embedder = embedder
+        self.settings = settings
+        self.chunk_document = chunk_document
+        self.out: queue.Queue[Any] = queue.Queue(maxsize=64)
+        self.stop = threading.Event()
+
+    def _put(self, item: Any) -> None:
+        while not self.stop.is_set():
+            try:
+                self.out.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def run(self) -> None:
+        try:
+            for item in self.documents:
+                if self.stop.is_set():
+                    return
+                self._put(item if isinstance(item, Skipped) else self._work(item))
+        except BaseException as exc: # handed to the calling thread
+            self._put(exc)
+        self._put(_DONE)
+
+    def _work(self, document: Document) -> _DocWork:
+        source = normalize_source(document.source)
+        content_hash = stored_hash(document.content_hash, self.fingerprint)
+        action, count = classify(source, content_hash, self.state)
+        work = _DocWork(document, source, content_hash, action, chunk_count=count)
+        if action != "unchanged":
+            work.chunks = self.chunk_document(
+                document,
+                self.embedder,
+                max_tokens=self.settings.chunk_tokens,
+                overlap_tokens=self.settings.overlap_tokens,
+            )
+            work.chunk_count = len(work.chunks)
+            limit = self.settings.chunk_tokens or self.embedder.max_tokens
+            for chunk in work.chunks:
+                # Guard against silent truncation by the model: it would embed only the first tokens.
+                tokens = chunk.tokens or self.embedder.count_tokens(chunk.text)
+                if tokens > self.embedder.max_tokens:
+                    work.warnings.append(
+                        f"chunk {chunk.ordinal} has more than the model's {self.embedder.max_tokens} tokens "
+                        f"(chunk size {limit}); the model will ignore its end"
+                    )
+        return work
+
+
+def _relative(path: str, root: Path) -> str:
+    candidate = Path(path)
+    if candidate.is_absolute():
+        try:
+            candidate = candidate.resolve().relative_to(root.resolve())
+        except ValueError:
+            return normalize_source(path)
+    return normalize_source(candidate.as_posix())
+
+
+def _default_readers() -> tuple[ReadDocuments, ChunkDocument]:
+    from loader.chunking import chunk_document
+    from loader.documents import read_documents
+
+    return read_documents, chunk_document
+
+
+def load(
+    root: Path,
+    *,
+    client: Any,
+    target: Target,
+    embedder: Embedder,
+    settings: LoadSettings = LoadSettings(),
+    progress: Progress | None = None,
+    read_documents: ReadDocuments | None = None,
+    chunk_document: ChunkDocument | None = None,
+    limiter: RateLimiter | None = None,
+    policy: RetryPolicy = DEFAULT_POLICY,
+) -> LoadReport:
+    """Sync the documents under ``root`` into the target index; return what was done."""
+    started = time.monotonic()
+    if not root.is_dir():
+        raise LoaderError(f"document folder {root} not found (pass the folder to load, e.g. `python -m loader data`)")
+    if read_documents is None or chunk_document is None:
+        default_read, default_chunk = _default_readers()
+        read_documents = read_documents or default_read
+        chunk_document = chunk_document or default_chunk
+    progress = progress or Progress(enabled=False)
+    stats = RetryStats()
+    report = LoadReport(root=str(root), target=target, model=model_name(embedder), dry_run=settings.dry_run)
+
+    info: IndexInfo = describe_index(client, target, policy=policy)
+    check_index(info, dimension=embedder.dimension, model=model_name(embedder))
+    report.index_metric = info.distance_metric
+    progress.status("listing the index")
+    state = scan_index(client, target, segments=settings.list_segments, policy=policy, stats=stats)
+    report.vectors_before = state.vectors
+    report.foreign_vectors = state.foreign
+
+    reader = _Reader(
+        read_documents(root, strict=settings.strict),
+        state=state,
+        fingerprint=settings_fingerprint(embedder, settings),
+        embedder=embedder,
+        settings=settings,
+        chunk_document=chunk_document,
+    )
+    kept: set[str] = set()  # keys that are current after this run (never deleted)
+    stale: list[str] = []  # keys of seen documents past their current chunk count
+    seen: set[str] = set()
+    skipped_sources: set[str] = set()
+
+    writer = VectorWriter(
+        client,
+        target,
+        max_in_flight=settings.max_in_flight,
+        limiter=limiter,
+        policy=policy,
+        stats=stats,
+        on_written=progress.advance,
+    )
+    pending: list[tuple[_DocWork, Chunk]] = []
+
+    def embed_and_write(items: list[tuple[_DocWork, Chunk]]) -> None:
+        vectors = embedder.embed([chunk.text for _, chunk in items])
+        report.chunks_embedded += len(items)
+        records = []
+        for (work, chunk), vector in zip(items, vectors, strict=True):
+            built = build_metadata(
+                work.document,
+                chunk,
+                chunk_count=work.chunk_count,
+                content_hash=work.content_hash,
+                source=work.source,
+                non_filterable=info.non_filterable_keys,
+            )
+            report.warn_all(work.source, built.warnings)
+            records.append(VectorRecord(vector_key(work.source, chunk.ordinal), vector.tolist(), built.metadata))
+        writer.put(records)
+
+    progress.status("loading")
+    reader.start()
+    try:
+        with writer:
+            while (item := reader.out.get()) is not _DONE:
+                if isinstance(item, BaseException):
+                    raise item
+                if isinstance(item, Skipped):
+                    report.skipped.append((item.path, item.reason))
+                    skipped_sources.add(_relative(item.path, root))
+                    continue
+                work: _DocWork = item
+                if work.source in seen:
+                    reason = f"same source path as another document ({work.source})"
+                    report.skipped.append((work.document.source, reason))
+                    continue
+                seen.add(work.source)
+                report.documents_read += 1
+                report.warn_all(work.source, work.warnings)
+                expected = {vector_key(work.source, i) for i in range(work.chunk_count)}
+                kept |= expected
+                stale.extend(k for k in state.by_source.get(work.source, ()) if k not in expected)
+                report.record(work.action, work.source, work.chunk_count)
+                if work.action == "unchanged" or settings.dry_run:
+                    continue
+                if not work.chunks:
+                    report.warn_all(work.source, ["no text to embed (0 chunks); its vectors are removed"])
+                progress.add_total(len(work.chunks))
+                pending.extend((work, chunk) for chunk in work.chunks)
+                while len(pending) >= settings.batch_size:
+                    embed_and_write(pending[: settings.batch_size])
+                    del pending[: settings.batch_size]
+            if pending:
+                embed_and_write(pending)
+            writer.flush()  # every write has succeeded before anything is deleted
+
+            deletions = _deletions(state, seen, skipped_sources, stale, kept, settings, report)
+            report.vectors_stale = len(deletions)
+            if deletions and not settings.dry_run:
+                progress.status("deleting stale vectors")
+                writer.delete(deletions)
+                writer.flush()
+    finally:
+        reader.stop.set()
+        progress.close()
+    report.vectors_written = writer.written
+    report.vectors_deleted = writer.deleted
+    report.requests = writer.requests
+    report.retries = stats.retries
+    report.throttled = stats.throttled
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _deletions(
+    state: IndexState,
+    seen: set[str],
+    skipped_sources: set[str],
+    stale: list[str],
+    kept: set[str],
+    settings: LoadSettings,
+    report: LoadReport,
+) -> list[str]:
+    """Stale keys of seen documents, plus (with prune) every key of documents that left the folder."""
+    keys = list(stale)
+    gone = sorted(s for s in state.by_source if s not in seen and s not in skipped_sources)
+    if gone and settings.prune:
+        if not seen and not settings.prune_explicit:
+            report.warnings.append(
+                f"no document was read from {report.root}; not pruning the {len(gone)} document(s) in the index "
+                "(pass --prune to empty it on purpose)"
+            )
+        else:
+            for source in gone:
+                keys.extend(state.by_source[source])
+                report.record("deleted", source, len(state.by_source[source]))
+    elif gone:
+        report.warnings.append(
+            f"{len(gone)} document(s) in the index are no longer in {report.root}; kept (--no-prune)"
+        )
+    return [k for k in dict.fromkeys(keys) if k not in kept]
+
+
+def delete_source(
+    client: Any,
+    target: Target,
+    source: str,
+    *,
+    max_in_flight: int = 8,
+    policy: RetryPolicy = DEFAULT_POLICY,
+    list_segments: int = 4,
+) -> int:
+    """Delete every vector of one document (by its ``source`` metadata or its key); return how many."""
+    source = normalize_source(source.strip())
+    source = source[2:] if source.startswith("./") else source
+    state = scan_index(client, target, segments=list_segments, policy=policy)
+    keys = list(state.by_source.get(source, []))
+    keys += [k for k in state.by_key if k not in keys and (split_key(k) or ("", 0))[0] == source]
+    if not keys:
+        import difflib
+
+        close = difflib.get_close_matches(source, list(state.by_source), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else " (sources are paths relative to the loaded folder)"
+        raise LoaderError(f"no vectors with source {source!r} in index {target.index!r}{hint}")
+    with VectorWriter(client, target, max_in_flight=max_in_flight, policy=policy) as writer:
+        writer.delete(keys)
+        writer.flush()
+    return writer.deleted

@@ -1,4 +1,4 @@
-"""Command line: ``python -m s3vectors_local {serve,provision,teardown} ...`` (see --help)."""
+"""Command line: ``python -m s3vectors_local {serve,provision,teardown,stop} ...`` (see --help)."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ examples:
       --endpoint-url http://127.0.0.1:9000 --outputs-file cdk-outputs.json
   python -m s3vectors_local teardown --template cdk.out/S3VectorsDocSearch.template.json \\
       --endpoint-url http://127.0.0.1:9000 --outputs-file cdk-outputs.json
+  python -m s3vectors_local stop --data-dir .local-s3vectors
 
 then point any boto3 client at it:
   boto3.client("s3vectors", endpoint_url="http://127.0.0.1:9000", region_name="us-east-1",
@@ -66,6 +67,8 @@ def _parser() -> argparse.ArgumentParser:
         t.add_argument("--stack-name", default=None, help="stack name (default: from the template's file name)")
         t.add_argument("--account-id", default=DEFAULT_ACCOUNT_ID)
         t.add_argument("--region", default=DEFAULT_REGION)
+    st = sub.add_parser("stop", help="stop a background endpoint started for DIR (e.g. by loader --local)")
+    st.add_argument("--data-dir", type=Path, required=True, help="the data dir whose endpoint.json names the server")
     return p
 
 
@@ -104,6 +107,12 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "stop":
+        from s3vectors_local.process import stop_server
+
+        stopped = stop_server(args.data_dir)
+        print(f"stopped the endpoint of {args.data_dir}" if stopped else f"no endpoint was running for {args.data_dir}")
+        return 0
     from s3vectors_local import provisioning as prov
 
     fn = prov.provision if args.command == "provision" else prov.teardown

@@ -82,3 +82,13 @@ def test_cli_defaults_match_the_library() -> None:
     from s3vectors_local import endpoint
 
     assert (cli.DEFAULT_ACCOUNT_ID, cli.DEFAULT_REGION) == (endpoint.DEFAULT_ACCOUNT_ID, endpoint.DEFAULT_REGION)
+
+
+def test_stop_command_stops_a_background_endpoint(tmp_path: Path) -> None:
+    ensure_running(tmp_path)
+    command = [sys.executable, "-m", "s3vectors_local", "stop", "--data-dir", str(tmp_path)]
+    first = subprocess.run(command, capture_output=True, text=True, timeout=60, check=True)
+    assert "stopped" in first.stdout
+    assert read_endpoint(tmp_path) is None
+    second = subprocess.run(command, capture_output=True, text=True, timeout=60, check=True)
+    assert "no endpoint was running" in second.stdout

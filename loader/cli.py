@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -208,12 +209,12 @@ def resolve(options: Options, *, role: str) -> tuple[Target, Any]:
     outputs_explicit = options.origin("outputs_file") != "default"
     stack_name = options.stack_name if options.origin("stack_name") != "default" else None
     if options.local:
-        from loader.local import prepare_local
+        from loader.local import prepare_local, project_path
 
-        local_dir = Path(options.local_dir)
-        endpoint_url, outputs_file = prepare_local(
-            local_dir, template=Path(options.template), stack_name=options.stack_name
-        )
+        # Defaults are relative to the project (the folder with cdk.json), so --local works from any subfolder.
+        local_dir = project_path(options.local_dir, explicit=options.origin("local_dir") != "default")
+        template = project_path(options.template, explicit=options.origin("template") != "default")
+        endpoint_url, outputs_file = prepare_local(local_dir, template=template, stack_name=options.stack_name)
         outputs_explicit = True
     weak_region = options.weak_env("region")
     cloudformation = None
@@ -232,7 +233,12 @@ def resolve(options: Options, *, role: str) -> tuple[Target, Any]:
         endpoint_url=endpoint_url,
         cloudformation=cloudformation,
     )
-    session = clients.make_session(region=target.region, profile=options.profile, local=bool(options.local))
+    # A loopback endpoint (the local one) gets dummy credentials when none are configured: SigV4 needs some.
+    session = clients.make_session(
+        region=target.region,
+        profile=options.profile,
+        local=bool(options.local) or clients.is_loopback(endpoint_url),
+    )
     if options.assume_role:
         if options.local:
             print("warning: --assume-role ignored with --local (the local endpoint has no IAM)", file=sys.stderr)
@@ -259,6 +265,17 @@ def _positive(options: Options, *names: str) -> None:
             raise UsageError(f"{flag} must be {'>= 0' if name == 'overlap_tokens' else 'at least 1'}, got {value}")
 
 
+def _check_chunk_tokens(chunk_tokens: int | None, embedder: Any) -> None:
+    """A chunk must fit the model's window (else it would be truncated) and hold some text."""
+    from loader.chunking import MIN_MAX_TOKENS
+
+    if chunk_tokens is not None and not MIN_MAX_TOKENS <= chunk_tokens <= embedder.max_tokens:
+        raise UsageError(
+            f"--chunk-tokens must be from {MIN_MAX_TOKENS} to {embedder.max_tokens} for this model "
+            f"(its window is {embedder.max_tokens} tokens plus special tokens), got {chunk_tokens}"
+        )
+
+
 # --- commands ---------------------------------------------------------------------------------
 def cmd_load(args: argparse.Namespace, options: Options) -> int:
     from loader.report import Progress
@@ -267,6 +284,7 @@ def cmd_load(args: argparse.Namespace, options: Options) -> int:
     _positive(options, "chunk_tokens", "overlap_tokens", "batch_size", "max_in_flight")
     target, client = resolve(options, role="writer")
     embedder = _embedder(options)
+    _check_chunk_tokens(options.chunk_tokens, embedder)
     settings = LoadSettings(
         chunk_tokens=options.chunk_tokens,
         overlap_tokens=options.overlap_tokens,
@@ -449,6 +467,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BotoCoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # e.g. `python -m loader query ... --json | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("interrupted: run the same command again to complete the load (nothing is lost)", file=sys.stderr)
         return 130

@@ -32,6 +32,22 @@ def make_session(*, region: str | None, profile: str | None = None, local: bool 
     return session
 
 
+def is_loopback(endpoint_url: str | None) -> bool:
+    """True for an endpoint on this machine (the local S3 Vectors endpoint), which needs no real credentials."""
+    if not endpoint_url:
+        return False
+    from ipaddress import ip_address
+    from urllib.parse import urlsplit
+
+    host = urlsplit(endpoint_url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def assume_role(session: boto3.Session, role_arn: str, *, purpose: str) -> boto3.Session:
     """A session with the temporary credentials of ``role_arn`` (STS AssumeRole), same region."""
     sts = session.client("sts", config=_CONTROL_PLANE)
@@ -68,7 +84,7 @@ def s3vectors_client(session: boto3.Session, *, endpoint_url: str | None, max_po
         return session.client("s3vectors", endpoint_url=endpoint_url, config=config)
     except NoRegionError:
         raise LoaderError(
-            "no AWS region: the outputs file has no Region; pass --region or set AWS_REGION"
+            "no AWS region: pass --region or set AWS_REGION (or use an outputs file with a Region output)"
         ) from None
 
 

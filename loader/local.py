@@ -47,7 +47,10 @@ def prepare_local(local_dir: Path, *, template: Path, stack_name: str) -> tuple[
         endpoint_url = ensure_running(local_dir)
     except (OSError, RuntimeError, TimeoutError) as exc:
         raise LoaderError(f"could not start the local S3 Vectors endpoint in {local_dir}: {exc}") from None
-    if not _index_exists(endpoint_url, outputs_file, stack_name):
+    # Provision whenever a template is at hand, not only when the index is missing: provisioning is
+    # idempotent, and a re-synthesized template (a renamed index, another dimension) must take effect,
+    # as `cdk deploy` would make it.
+    if template.is_file() or not _index_exists(endpoint_url, outputs_file, stack_name):
         if not template.is_file():
             raise LoaderError(_no_template(template))
         try:
@@ -59,8 +62,19 @@ def prepare_local(local_dir: Path, *, template: Path, stack_name: str) -> tuple[
     return endpoint_url, outputs_file
 
 
+def project_path(path: str | Path, *, explicit: bool) -> Path:
+    """``path`` as given when the user chose it, else relative to the nearest folder holding cdk.json."""
+    path = Path(path)
+    if explicit or path.is_absolute():
+        return path
+    for folder in (Path.cwd(), *Path.cwd().parents):
+        if (folder / "cdk.json").is_file():
+            return folder / path
+    return path
+
+
 def _no_template(template: Path) -> str:
     return (
-        f"{template} not found: run `npx cdk synth` first (--local creates the bucket and index declared in "
-        "the synthesized template)"
+        f"{template.resolve()} not found: run `npx cdk synth` in the project folder first "
+        "(--local creates the bucket and index declared in the synthesized template)"
     )

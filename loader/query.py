@@ -17,6 +17,7 @@ langchain-aws does); for euclidean, ``score = 1 / (1 + distance)`` (0..1].
 from __future__ import annotations
 
 import json
+import math
 import re
 import textwrap
 from dataclasses import dataclass, field
@@ -34,7 +35,8 @@ _NUMERIC = ("$gt", "$gte", "$lt", "$lte")
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    # NaN and Infinity are not JSON: AWS rejects a request carrying them, so they are not numbers here.
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _is_primitive(value: Any) -> bool:
@@ -97,9 +99,13 @@ def normalize_filter(node: Any, *, non_filterable: frozenset[str] = frozenset())
     return {name: value}
 
 
+def _reject_constant(name: str) -> Any:
+    raise UsageError(f"--filter: {name} is not a JSON number (AWS accepts only finite numbers)")
+
+
 def parse_filter(text: str) -> Any:
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         raise UsageError(f"--filter is not valid JSON: {exc.msg} at column {exc.colno}: {text}") from None
 
@@ -117,7 +123,7 @@ def typed_value(raw: str) -> str | int | float | bool:
         return text == "true"
     if re.fullmatch(r"[-+]?\d+", text):
         return int(text)
-    if re.fullmatch(r"[-+]?(\d+\.\d*|\.\d+|\d+)([eE][-+]?\d+)?", text):
+    if re.fullmatch(r"[-+]?(\d+\.\d*|\.\d+|\d+)([eE][-+]?\d+)?", text) and math.isfinite(float(text)):
         return float(text)
     return text
 

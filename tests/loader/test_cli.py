@@ -282,7 +282,7 @@ def test_local_provisions_from_the_template_and_never_touches_cdk_outputs_json(
     write_corpus(tmp_path / "data", {"a.md": paragraphs(3, "alpha"), "b.md": paragraphs(2, "beta")})
     try:
         code, _, err = run_cli(capsys, "--local")
-        assert code == 1 and "run `npx cdk synth` first" in err
+        assert code == 1 and "run `npx cdk synth`" in err
 
         (tmp_path / "cdk.out").mkdir()
         (tmp_path / "cdk.out" / "S3VectorsDocSearch.template.json").write_text(json.dumps(MINIMAL_TEMPLATE))
@@ -297,6 +297,15 @@ def test_local_provisions_from_the_template_and_never_touches_cdk_outputs_json(
         assert code == 0 and json.loads(out)["documents"]["unchanged"] == 2
         code, out, _ = run_cli(capsys, "--local", "query", "alpha rules")
         assert code == 0 and out.startswith("1. a.md#")
+
+        # A re-synthesized template takes effect, as `cdk deploy` would make it: here, a renamed index.
+        renamed = json.loads(json.dumps(MINIMAL_TEMPLATE).replace("local-index", "local-index-2"))
+        (tmp_path / "cdk.out" / "S3VectorsDocSearch.template.json").write_text(json.dumps(renamed))
+        code, out, err = run_cli(capsys, "--local", "--json")
+        assert code == 0, err
+        assert json.loads(out)["documents"]["new"] == 2
+        local_outputs = json.loads((local_dir / "cdk-outputs.json").read_text())
+        assert local_outputs["S3VectorsDocSearch"]["IndexName"] == "local-index-2"
     finally:
         stop_server(local_dir)
 
@@ -357,3 +366,38 @@ def test_assume_role_calls_sts_and_returns_a_session_with_the_temporary_credenti
     assert credentials is not None and credentials.access_key == "ASIATEMPORARYKEY01" and credentials.token == "token"
     assert assumed.region_name == "eu-west-1"
     stubber.assert_no_pending_responses()
+
+
+@pytest.mark.parametrize("tokens", ["8", "300"])
+def test_chunk_tokens_outside_the_model_window_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], deployed: dict[str, Any], tokens: str
+) -> None:
+    code, _, err = run_cli(capsys, *deployed["common"], "load", str(deployed["root"]), "--chunk-tokens", tokens)
+    assert code == 2 and "--chunk-tokens must be from 16 to 256" in err  # FakeEmbedder: 256-token window
+    assert stored(deployed["client"], deployed["target"]) == {}
+
+
+@pytest.mark.parametrize("text", ['{"chunk": NaN}', '{"chunk": {"$gt": Infinity}}', '{"chunk": {"$lt": 1e400}}'])
+def test_non_finite_numbers_in_filters_are_refused(capsys: pytest.CaptureFixture[str], text: str) -> None:
+    code, _, err = run_cli(capsys, "query", "cats?", "--filter", text)
+    assert code == 2 and "error" in err
+
+
+def test_a_loopback_endpoint_needs_no_real_credentials(
+    capsys: pytest.CaptureFixture[str], deployed: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    code, out, err = run_cli(capsys, *deployed["common"], "--json", "load", str(deployed["root"]))
+    assert code == 0, err
+    assert json.loads(out)["documents"]["new"] == 2
+
+
+def test_local_defaults_are_relative_to_the_project_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from loader.local import project_path
+
+    (tmp_path / "cdk.json").write_text("{}")
+    (tmp_path / "docs" / "deep").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "docs" / "deep")
+    assert project_path(".local-s3vectors", explicit=False) == tmp_path / ".local-s3vectors"
+    assert project_path("mine", explicit=True) == Path("mine")

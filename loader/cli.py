@@ -16,11 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from loader import config, contract
+from loader.cli_plan import add_plan_parser
+from loader.cli_plan import cmd_plan as plan_command
 from loader.config import Options, help_suffix
 from loader.errors import IndexMismatchError, LoaderError, UsageError
 from loader.outputs import Target, resolve_target
 
-COMMANDS = ("load", "query", "status", "delete")
+COMMANDS = ("load", "query", "status", "delete", "plan")
 MAX_WARNINGS_SHOWN = 20
 
 EPILOG = """\
@@ -31,6 +33,7 @@ examples:
   python -m loader query "Can I bring my cat in the cabin?" --top-k 5 --where category=pets
   python -m loader status
   python -m loader delete --source travel/pets.md
+  python -m loader plan --docs 1000000 --avg-words 800 --target-hours 12
 
 The target index comes from --outputs-file (default cdk-outputs.json, written by
 `npx cdk deploy --outputs-file cdk-outputs.json`), CloudFormation (--stack-name), or --bucket/--index.
@@ -119,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=fmt,
     )
     _target_options(parser, suppress=False)
-    sub = parser.add_subparsers(dest="command", metavar="{load,query,status,delete}")
+    sub = parser.add_subparsers(dest="command", metavar="{load,query,status,delete,plan}")
 
     load = sub.add_parser("load", help="embed DIR and sync it into the index (the default command)",
                           description="Embed the documents under DIR and sync them into the index.",
@@ -161,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     delete.add_argument("--source", required=True, metavar="PATH",
                         help="the document's path relative to the loaded folder, as stored in the `source` metadata")
     _target_options(delete, suppress=True)
+
+    add_plan_parser(sub, fmt)
     return parser
 
 
@@ -420,7 +425,11 @@ def cmd_delete(args: argparse.Namespace, options: Options) -> int:
     return 0
 
 
-HANDLERS = {"load": cmd_load, "query": cmd_query, "status": cmd_status, "delete": cmd_delete}
+def cmd_plan(args: argparse.Namespace, options: Options) -> int:
+    return plan_command(args, json_output=bool(options.json or args.json))
+
+
+HANDLERS = {"load": cmd_load, "query": cmd_query, "status": cmd_status, "delete": cmd_delete, "plan": cmd_plan}
 
 
 def _describe_client_error(exc: Any) -> str:

@@ -401,3 +401,19 @@ def test_local_defaults_are_relative_to_the_project_folder(tmp_path: Path, monke
     monkeypatch.chdir(tmp_path / "docs" / "deep")
     assert project_path(".local-s3vectors", explicit=False) == tmp_path / ".local-s3vectors"
     assert project_path("mine", explicit=True) == Path("mine")
+
+
+def test_plan_command(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, err = run_cli(capsys, "plan", "--docs", "1000", "--avg-words", "500", "--target-hours", "1", "--json")
+    assert code == 0, err
+    plan = json.loads(out)
+    assert plan["corpus"]["documents"] == 1000
+    code, out, _ = run_cli(capsys, "plan", "--docs", "1000", "--avg-words", "500")
+    assert code == 0 and "per million queries" in out
+    root = write_corpus(tmp_path / "docs", {"a.md": paragraphs(3, "alpha")})
+    code, out, err = run_cli(capsys, "plan", str(root), "--json")
+    assert code == 0, err
+    assert json.loads(out)["corpus"]["documents"] == 1
+    for argv in (["plan"], ["plan", str(root), "--docs", "3"], ["plan", "--docs", "3"]):
+        code, _, err = run_cli(capsys, *argv)
+        assert code == 2 and "error" in err

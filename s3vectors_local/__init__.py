@@ -1,18 +1,22 @@
 """A local stand-in for the Amazon S3 Vectors service (issue #3).
 
 Public API:
-    LocalEndpoint(data_dir, throttle=False, fault_rate=0.0, latency_ms=0)
-        context manager; serves on a free loopback port from a thread: ``ep.endpoint_url``, ``ep.client()``
+    LocalEndpoint(data_dir, throttle=False, fault_rate=0.0, latency_ms=0, faults=None, credentials=None,
+                  principals=None)
+        context manager; serves on a free loopback port from a thread: ``ep.endpoint_url``, ``ep.client()``;
+        ``credentials={access_key: secret}`` verifies SigV4 (sigv4.py), ``principals={access_key: policies}``
+        enforces IAM policies (iam.py; ``iam.template_principals`` for a synthesized template's roles)
     ensure_running(data_dir) -> endpoint_url   detached ``serve`` process, found again via endpoint.json
     stop_server(data_dir) -> bool
     provision(template, endpoint_url=..., outputs_file=...) -> {stack: {output: value}}
     teardown(template, endpoint_url=..., outputs_file=...)
     pytest plugin ``s3vectors_local.pytest_plugin``: fixture ``s3vectors_endpoint``
-    CLI: ``python -m s3vectors_local {serve,provision,teardown} --help``
+    CLI: ``python -m s3vectors_local {serve,provision,teardown,iam-policies,stop} --help``
 
 Modules: server (HTTP), validation (against botocore's model), service/resources/vectors (operations),
 store (SQLite), matrix (in-memory search), filters, limits (every AWS limit, with its source),
-faults (throttling and fault injection), cfn/provisioning (templates), process, endpoint.
+faults (throttling and fault injection), cfn/provisioning (templates), process, endpoint,
+sigv4 and iam (opt-in access control).
 """
 
 from __future__ import annotations

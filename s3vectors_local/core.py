@@ -126,6 +126,12 @@ class ServiceBase:
             raise NotFoundError(f"The specified index could not be found: {index}")
         return row
 
+    def bucket_policy(self, bucket: str) -> str | None:
+        """The bucket's policy JSON, if it has one (for iam.Authorizer)."""
+        with self.store.read() as conn:
+            row = Store.bucket(conn, bucket)
+        return None if row is None else row["policy"]
+
     # -- in-memory matrices ---------------------------------------------------------------------------
     def matrix(self, index: sqlite3.Row) -> IndexMatrix:
         """The index's matrix, loading it from SQLite on first use (callers hold a read or write lock)."""

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import fcntl
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
 from s3vectors_local.faults import FaultInjector, WriteThrottle
+from s3vectors_local.iam import Authorizer
 from s3vectors_local.server import App, Server
 from s3vectors_local.service import Service
+from s3vectors_local.sigv4 import SigV4Verifier
 
 DEFAULT_ACCOUNT_ID = "123456789012"
 DEFAULT_REGION = "us-east-1"
@@ -55,12 +58,24 @@ class LocalEndpoint:
         region: str = DEFAULT_REGION,
         fault_seed: int | None = None,
         service_options: dict[str, Any] | None = None,
+        faults: FaultInjector | None = None,
+        credentials: Mapping[str, Any] | None = None,
+        principals: Mapping[str, Any] | None = None,
     ) -> None:
+        """``faults``: a prepared FaultInjector (codes, lost responses, latency spikes), instead of
+        ``fault_rate``/``latency_ms``. ``credentials``: ``{access_key: secret}``; when given, every request
+        must carry a valid SigV4 signature by one of them (sigv4.py). ``principals``: ``{access_key: policy
+        documents}`` or ``{access_key: {"arn": ..., "policies": [...]}}`` (see iam.py, and
+        ``iam.template_principals`` for the roles of a synthesized template); when given, each request must
+        be allowed by its principal's policies."""
         self.data_dir = Path(data_dir)
         self.region = region
         self.throttle, self.fault_rate, self.latency_ms = throttle, fault_rate, latency_ms
         self.host, self.port, self.account_id, self.fault_seed = host, port, account_id, fault_seed
         self.service_options = service_options or {}
+        self.faults = faults
+        self.credentials = dict(credentials) if credentials is not None else None
+        self.principals = dict(principals) if principals is not None else None
         self._lock: DataDirLock | None = None
         self.service: Service | None = None
         self.server: Server | None = None
@@ -77,10 +92,19 @@ class LocalEndpoint:
             self.service = Service(
                 self.data_dir, account_id=self.account_id, region=self.region, **self.service_options
             )
-            faults = None
-            if self.fault_rate or self.latency_ms:
+            faults = self.faults
+            if faults is None and (self.fault_rate or self.latency_ms):
                 faults = FaultInjector(self.fault_rate, self.latency_ms, self.fault_seed)
-            app = App(self.service, throttle=WriteThrottle() if self.throttle else None, faults=faults)
+            self.faults = faults
+            verifier = None
+            if self.credentials is not None:
+                verifier = SigV4Verifier(self.credentials, region=self.region)
+            authorizer = None
+            if self.principals is not None:
+                authorizer = Authorizer(self.principals, account_id=self.account_id, region=self.region,
+                                        bucket_policy=self.service.bucket_policy)
+            app = App(self.service, throttle=WriteThrottle() if self.throttle else None, faults=faults,
+                      verifier=verifier, authorizer=authorizer)
             self.server = Server(app, self.host, self.port)
         except BaseException:
             self.stop()
@@ -107,15 +131,18 @@ class LocalEndpoint:
     ) -> None:
         self.stop()
 
-    def client(self, *, max_attempts: int = 5, **config: Any) -> Any:
-        """A boto3 ``s3vectors`` client for this endpoint with dummy credentials.
+    def client(self, *, max_attempts: int = 5, access_key: str = "testing", secret_key: str = "testing",
+               **config: Any) -> Any:
+        """A boto3 ``s3vectors`` client for this endpoint, with dummy credentials unless given.
 
         Standard retry mode, ``max_attempts`` attempts in all (1: no retries, to see raw 429/5xx).
         """
-        return make_client(self.endpoint_url, region=self.region, max_attempts=max_attempts, **config)
+        return make_client(self.endpoint_url, region=self.region, max_attempts=max_attempts,
+                           access_key=access_key, secret_key=secret_key, **config)
 
 
-def make_client(endpoint_url: str, *, region: str = DEFAULT_REGION, max_attempts: int = 5, **config: Any) -> Any:
+def make_client(endpoint_url: str, *, region: str = DEFAULT_REGION, max_attempts: int = 5,
+                access_key: str = "testing", secret_key: str = "testing", **config: Any) -> Any:
     import boto3
     from botocore.config import Config
 
@@ -129,7 +156,7 @@ def make_client(endpoint_url: str, *, region: str = DEFAULT_REGION, max_attempts
         "s3vectors",
         endpoint_url=endpoint_url,
         region_name=region,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
         config=cfg,
     )

@@ -72,3 +72,33 @@ class UnavailableError(ServiceError):
 class InternalError(ServiceError):
     code = "InternalServerException"
     status = 500
+
+
+# -- authentication and authorization (only with LocalEndpoint(credentials=...) / principals=...) --------------
+# Not in the s3vectors model: AWS's front end answers them for every JSON service, botocore raises a
+# plain ClientError with the code. Codes, statuses and wording as AWS sends them (see sigv4.py).
+class MissingAuthenticationTokenError(ServiceError):
+    code = "MissingAuthenticationTokenException"
+    status = 403
+
+
+class IncompleteSignatureError(ServiceError):
+    code = "IncompleteSignatureException"
+    status = 400
+
+
+class UnrecognizedClientError(ServiceError):
+    code = "UnrecognizedClientException"
+    status = 403
+
+
+class InvalidSignatureError(ServiceError):
+    code = "InvalidSignatureException"
+    status = 403
+
+
+class UnsupportedMediaTypeError(ServiceError):
+    """Smithy restJson1: a request with a body must say ``Content-Type: application/json``."""
+
+    code = "UnsupportedMediaTypeException"
+    status = 415

@@ -15,6 +15,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 
 from s3vectors_local import limits
@@ -66,26 +67,78 @@ class WriteThrottle:
             vecs.tokens -= vectors
 
 
+_FAULTS: dict[int, Callable[[str], ServiceError]] = {
+    429: lambda what: ThrottledError(f"Injected fault: request throttled{what}"),
+    503: lambda what: UnavailableError(f"Injected fault: service unavailable{what}"),
+    500: lambda what: InternalError(f"Injected fault: internal server error{what}"),
+}
+
+
 class FaultInjector:
-    def __init__(self, rate: float, latency_ms: float = 0.0, seed: int | None = None) -> None:
-        if not 0.0 <= rate <= 1.0:
-            raise ValueError("fault rate must be between 0 and 1")
+    """Answers a share of requests with a retryable error, and delays requests.
+
+    ``rate``: share answered 429/503/500 (``codes``) before the operation runs, so it has no effect.
+    ``after_rate``: share whose operation runs and commits, and is then answered 503 anyway, as when
+    a response is lost on the way back: the client must retry a write that already happened.
+    ``latency_ms``: added to every request; ``spike_rate``/``spike_ms``: a share delayed by much more.
+    ``injected`` counts what was done, by (operation, status, "before" | "after").
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        latency_ms: float = 0.0,
+        seed: int | None = None,
+        *,
+        codes: tuple[int, ...] = (429, 503, 500),
+        after_rate: float = 0.0,
+        spike_rate: float = 0.0,
+        spike_ms: float = 0.0,
+    ) -> None:
+        for name, value in (("fault rate", rate), ("after rate", after_rate), ("spike rate", spike_rate)):
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1")
+        unknown = [c for c in codes if c not in _FAULTS]
+        if unknown or not codes:
+            raise ValueError(f"fault codes must be among {sorted(_FAULTS)}, got {list(codes)}")
         self.rate, self.latency_s = rate, latency_ms / 1000.0
+        self.codes = tuple(codes)
+        self.after_rate, self.spike_rate, self.spike_s = after_rate, spike_rate, spike_ms / 1000.0
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
+        self.injected: Counter[tuple[str, int, str]] = Counter()
+        self.spikes = 0
 
-    def before(self) -> None:
-        if self.latency_s:
-            time.sleep(self.latency_s)
-        if not self.rate:
+    @property
+    def active(self) -> bool:
+        return bool(self.rate or self.latency_s or self.after_rate or (self.spike_rate and self.spike_s))
+
+    def total(self, phase: str | None = None) -> int:
+        with self._lock:
+            return sum(n for (_, _, p), n in self.injected.items() if phase is None or p == phase)
+
+    def before(self, operation: str = "") -> None:
+        with self._lock:
+            spike = self.spike_rate > 0 and self._rng.random() < self.spike_rate
+            hit = self.rate > 0 and self._rng.random() < self.rate
+            code = self.codes[self._rng.randrange(len(self.codes))]
+            if spike:
+                self.spikes += 1
+            if hit:
+                self.injected[(operation, code, "before")] += 1
+        delay = self.latency_s + (self.spike_s if spike else 0.0)
+        if delay:
+            time.sleep(delay)
+        if hit:
+            raise _FAULTS[code]("")
+
+    def after(self, operation: str = "") -> None:
+        """Called once the operation has succeeded: maybe lose its response."""
+        if not self.after_rate:
             return
         with self._lock:
-            hit = self._rng.random() < self.rate
-            kind = self._rng.randrange(3)
+            hit = self._rng.random() < self.after_rate
+            if hit:
+                self.injected[(operation, 503, "after")] += 1
         if hit:
-            err: ServiceError = (
-                ThrottledError("Injected fault: request throttled"),
-                UnavailableError("Injected fault: service unavailable"),
-                InternalError("Injected fault: internal server error"),
-            )[kind]
-            raise err
+            raise _FAULTS[503](" (after the request was applied)")

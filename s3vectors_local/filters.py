@@ -28,6 +28,11 @@ from s3vectors_local.errors import ValidationError
 
 Predicate = Callable[[dict[str, Any]], bool]
 
+# How deeply $and/$or may nest. AWS documents no limit; filters are evaluated recursively here, and a
+# nesting of a few hundred levels (valid JSON) would exhaust Python's stack and fail as a 500 (found by
+# tests/reliability/test_fuzz.py). Real filters nest a few levels; deeper ones are refused as invalid.
+MAX_FILTER_DEPTH = 64
+
 _COMPARE = {
     "$gt": lambda a, b: a > b,
     "$gte": lambda a, b: a >= b,
@@ -75,9 +80,11 @@ class Filter:
         self._allow_starts_with = allow_starts_with
         self.constraints = 0
         self.keys: set[str] = set()
-        self.matches: Predicate = self._node(document)
+        self.matches: Predicate = self._node(document, 1)
 
-    def _node(self, node: Any) -> Predicate:
+    def _node(self, node: Any, depth: int) -> Predicate:
+        if depth > MAX_FILTER_DEPTH:
+            raise _invalid(f"filters may nest $and/$or at most {MAX_FILTER_DEPTH} levels deep")
         if not isinstance(node, dict) or not node:
             raise _invalid("each filter must be a non-empty JSON object")
         if len(node) != 1:
@@ -88,7 +95,7 @@ class Filter:
         if key in ("$and", "$or"):
             if not isinstance(value, list) or not value:
                 raise _invalid(f"{key} takes a non-empty array of filters")
-            parts = [self._node(v) for v in value]
+            parts = [self._node(v, depth + 1) for v in value]
             if key == "$and":
                 return lambda md: all(p(md) for p in parts)
             return lambda md: any(p(md) for p in parts)

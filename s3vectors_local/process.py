@@ -47,10 +47,15 @@ def _alive(pid: int) -> bool:
 
 
 def answers(endpoint_url: str, timeout_s: float = 2.0) -> bool:
-    """True when a ListVectorBuckets call to ``endpoint_url`` succeeds."""
+    """True when an s3vectors endpoint answers at ``endpoint_url`` (a refusal, e.g. of our dummy credentials by a
+    server that verifies signatures, is an answer too)."""
+    from botocore.exceptions import ClientError
+
     try:
         client = make_client(endpoint_url, max_attempts=1, connect_timeout=timeout_s, read_timeout=timeout_s)
         client.list_vector_buckets(maxResults=1)
+    except ClientError as e:
+        return bool(e.response.get("Error", {}).get("Code"))
     except Exception:
         return False
     return True

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,7 @@ class _Provisioner:
         self.client = client or make_client(endpoint_url, region=region)
         self.account, self.region = account_id, region
         self.names: dict[str, dict[str, str]] = {}  # logical id -> the names a delete call takes
+        self.lookup = False
 
     def _name(self, lid: str, props: dict[str, Any], key: str) -> str:
         if props.get(key):
@@ -73,8 +75,10 @@ class _Provisioner:
         return generated_name(self.stack, lid, self.account, self.region, lower=True, max_len=63,
                               allowed="a-z0-9-" if key == "VectorBucketName" else "a-z0-9.-")
 
-    def walk(self, create: bool) -> list[tuple[str, str, dict[str, Any]]]:
-        """Resolve every active resource (creating S3 Vectors ones when ``create``) in dependency order."""
+    def walk(self, create: bool, lookup: bool = False) -> list[tuple[str, str, dict[str, Any]]]:
+        """Resolve every active resource (creating S3 Vectors ones when ``create``, reading their ARNs from the
+        endpoint when ``lookup``, else computing them) in dependency order."""
+        self.lookup = lookup
         done = []
         for lid in self.tpl.order():
             res = self.tpl.resources[lid]
@@ -113,6 +117,12 @@ class _Provisioner:
                 c.create_vector_bucket(**kwargs)
                 b = c.get_vector_bucket(vectorBucketName=name)["vectorBucket"]
             arn, created = b["vectorBucketArn"], b["creationTime"].isoformat()
+        elif self.lookup:
+            try:
+                b = c.get_vector_bucket(vectorBucketName=name)["vectorBucket"]
+            except c.exceptions.NotFoundException:
+                raise ProvisionError(f"vector bucket {name} ({lid}) is not provisioned: run provision first") from None
+            arn, created = b["vectorBucketArn"], b["creationTime"].isoformat()
         else:
             arn, created = f"arn:aws:s3vectors:{self.region}:{self.account}:bucket/{name}", ""
         self.names[lid] = {"vectorBucketName": name}
@@ -148,6 +158,12 @@ class _Provisioner:
                 c.create_index(**kwargs)
                 idx = c.get_index(vectorBucketName=bucket, indexName=name)["index"]
             arn, created = idx["indexArn"], idx["creationTime"].isoformat()
+        elif self.lookup:
+            try:
+                idx = c.get_index(vectorBucketName=bucket, indexName=name)["index"]
+            except c.exceptions.NotFoundException:
+                raise ProvisionError(f"index {bucket}/{name} ({lid}) is not provisioned: run provision first") from None
+            arn, created = idx["indexArn"], idx["creationTime"].isoformat()
         else:
             arn, created = f"arn:aws:s3vectors:{self.region}:{self.account}:bucket/{bucket}/index/{name}", ""
         self.names[lid] = {"vectorBucketName": bucket, "indexName": name}
@@ -162,6 +178,41 @@ class _Provisioner:
             value = self.tpl.resolve(spec["Value"])
             out[oid] = ",".join(map(str, value)) if isinstance(value, list) else str(value)
         return out
+
+
+class _NoClient:
+    """Stands in for the endpoint client when ARNs are computed, not looked up: never called."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError(f"resolve_template without endpoint_url cannot call {name}")
+
+
+@dataclass
+class ResolvedTemplate:
+    stack: str
+    template: Template  # refs and attrs filled in for every active resource
+    resources: list[tuple[str, str, dict[str, Any]]]  # (logical id, type, resolved properties), in order
+    outputs: dict[str, str]
+
+
+def resolve_template(
+    template: Path | str,
+    *,
+    stack_name: str | None = None,
+    account_id: str | None = None,
+    region: str | None = None,
+    endpoint_url: str | None = None,
+    client: Any = None,
+) -> ResolvedTemplate:
+    """Resolve a template's intrinsics without creating anything (IAM policies, outputs).
+
+    Bucket and index ARNs are those ``provision`` creates: read from ``endpoint_url`` when given (they must
+    exist; ``client``: a client for it with the right credentials), else computed from the same deterministic names.
+    """
+    p = _Provisioner(Path(template), endpoint_url or "", stack_name, account_id or DEFAULT_ACCOUNT_ID,
+                     region or DEFAULT_REGION, client=client if endpoint_url else _NoClient())
+    resources = p.walk(create=False, lookup=endpoint_url is not None)
+    return ResolvedTemplate(p.stack, p.tpl, resources, p.outputs())
 
 
 def provision(

@@ -93,7 +93,7 @@ class ResourceOps(ServiceBase):
         limit = p.get("maxResults", limits.LIST_DEFAULT_PAGE)
         after = ""
         if p.get("nextToken"):
-            tok = tokens.decode(p["nextToken"], "buckets")
+            tok = tokens.decode(p["nextToken"], "buckets", after=str)
             if tok.get("prefix") != prefix:
                 raise ValidationError.at("/nextToken", "The pagination token does not match the prefix")
             after = str(tok["after"])
@@ -252,7 +252,7 @@ class ResourceOps(ServiceBase):
         with self.lock.read(), self.store.read() as conn:
             b = self.get_bucket(conn, p)
             if p.get("nextToken"):
-                tok = tokens.decode(p["nextToken"], "indexes")
+                tok = tokens.decode(p["nextToken"], "indexes", after=str)
                 if (tok.get("prefix"), tok.get("bucket")) != (prefix, b["name"]):
                     raise ValidationError.at("/nextToken", "The pagination token does not match the request")
                 after = str(tok["after"])

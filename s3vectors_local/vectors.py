@@ -168,7 +168,7 @@ class VectorOps(ServiceBase):
             index = self.get_index(conn, p)
             after = 0
             if p.get("nextToken"):
-                tok = tokens.decode(p["nextToken"], "vectors")
+                tok = tokens.decode(p["nextToken"], "vectors", after=int)
                 if tok.get("index") != index["id"] or tok.get("seg") != (list(segments) if segments else None):
                     raise ValidationError.at("/nextToken", "The pagination token does not match the request")
                 after = int(tok["after"])
@@ -277,7 +277,7 @@ class VectorOps(ServiceBase):
         return tokens.encode("query", session=sid, offset=offset)
 
     def _next_page(self, index: sqlite3.Row, p: dict[str, Any], fingerprint: str) -> dict[str, Any]:
-        tok = tokens.decode(p["nextToken"], "query")
+        tok = tokens.decode(p["nextToken"], "query", session=str, offset=int)
         with self._sessions_lock:
             session = self._sessions.get(str(tok.get("session")))
         if session is None or session.expires < self.clock():

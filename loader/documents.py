@@ -25,7 +25,7 @@ import stat
 import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from loader import extract, frontmatter
 from loader.markdown import find_headings
@@ -192,11 +192,20 @@ def _read_file(path: Path, source: str, max_file_size: int) -> Document | Skippe
             data = file.read(max_file_size + 1)
     except OSError as error:
         return Skipped(source, _unreadable(error))
+    return document_from_bytes(source, data, max_file_size=max_file_size)
+
+
+def document_from_bytes(
+    source: str, data: bytes, *, max_file_size: int = DEFAULT_MAX_FILE_SIZE
+) -> Document | Skipped:
+    """A document from its bytes, its type told by ``source``'s extension (files and S3 objects alike)."""
+    suffix = PurePosixPath(source).suffix.lower()
+    if suffix not in _READERS:
+        return Skipped(source, UNSUPPORTED)
     if len(data) > max_file_size:
         return Skipped(source, f"{TOO_LARGE} (> {_size(max_file_size)})")
     if not data.strip():
         return Skipped(source, EMPTY)
-    suffix = path.suffix.lower()
     try:
         title, text, fields = _READERS[suffix](data)
     except extract.ExtractError as error:
@@ -207,7 +216,7 @@ def _read_file(path: Path, source: str, max_file_size: int) -> Document | Skippe
         return Skipped(source, f"{EMPTY} (no text{' layer: a scanned PDF?' if suffix == '.pdf' else ''})")
     return Document(
         source=source,
-        title=_clean_title(title) or _clean_title(Path(source).stem) or source,
+        title=_clean_title(title) or _clean_title(PurePosixPath(source).stem) or source,
         text=text,
         content_hash=hashlib.sha256(data).hexdigest(),
         fields=fields,

@@ -1,0 +1,112 @@
+"""Documents from an S3 prefix (``s3://bucket/prefix/``), streamed one object at a time.
+
+Objects are listed page by page (ListObjectsV2, in key order) and each is read only when its turn
+comes, so a corpus of millions of objects is never held in memory or on disk. The ``source`` of a
+document is its key relative to the prefix, exactly as for a local folder, so the same corpus loaded
+from a folder or from S3 gets the same vector keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from loader.documents import (
+    DEFAULT_MAX_FILE_SIZE,
+    EMPTY,
+    SUPPORTED_SUFFIXES,
+    TOO_LARGE,
+    UNREADABLE,
+    UNSUPPORTED,
+    DocumentError,
+    document_from_bytes,
+)
+from loader.errors import UsageError
+from loader.records import Document, Skipped
+from loader.sharding import ALL, Shard
+
+
+@dataclass(frozen=True)
+class S3Location:
+    bucket: str
+    prefix: str  # "" or ending in "/"
+
+    def __str__(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
+
+
+def is_s3_uri(text: str) -> bool:
+    return text.startswith("s3://")
+
+
+def parse_s3_uri(uri: str) -> S3Location:
+    rest = uri[len("s3://") :] if is_s3_uri(uri) else ""
+    bucket, _, prefix = rest.partition("/")
+    if not bucket:
+        raise UsageError(f"expected s3://bucket/prefix/, got {uri!r}")
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"  # a prefix names a folder: s3://b/docs must not also match s3://b/docs-old/...
+    return S3Location(bucket, prefix)
+
+
+def read_s3_documents(
+    location: S3Location,
+    s3: Any,
+    *,
+    strict: bool = False,
+    shard: Shard = ALL,
+    max_file_size: int = DEFAULT_MAX_FILE_SIZE,
+) -> Iterator[Document | Skipped]:
+    """Every object under the prefix as a Document or Skipped, in key order; only ``shard``'s own.
+
+    ``s3`` is a boto3 S3 client. Objects of other shards are neither downloaded nor reported.
+    """
+    for key, size in _list(location, s3):
+        source = key[len(location.prefix) :]
+        if not source or source.endswith("/") or any(part.startswith(".") for part in source.split("/")):
+            continue  # folder markers and hidden files, as for a local folder
+        if not shard.owns(source):
+            continue
+        result = _read_object(location, s3, key, source, size, max_file_size)
+        if strict and isinstance(result, Skipped):
+            raise DocumentError(result.path, result.reason)
+        yield result
+
+
+def _list(location: S3Location, s3: Any) -> Iterator[tuple[str, int]]:
+    paginator = s3.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=location.bucket, Prefix=location.prefix):
+        for item in page.get("Contents", []):
+            yield item["Key"], int(item.get("Size", 0))
+
+
+def _read_object(
+    location: S3Location, s3: Any, key: str, source: str, size: int, max_file_size: int
+) -> Document | Skipped:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    if not any(source.lower().endswith(suffix) for suffix in SUPPORTED_SUFFIXES):
+        return Skipped(source, UNSUPPORTED)
+    if size > max_file_size:
+        return Skipped(source, f"{TOO_LARGE} (> {max_file_size // (1024 * 1024)} MB)")
+    if size == 0:
+        return Skipped(source, EMPTY)
+    try:
+        body = s3.get_object(Bucket=location.bucket, Key=key)["Body"]
+        data = body.read(max_file_size + 1)
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "error")
+        return Skipped(source, f"{UNREADABLE}: {code}")
+    except BotoCoreError as error:
+        return Skipped(source, f"{UNREADABLE}: {error}")
+    return document_from_bytes(source, data, max_file_size=max_file_size)
+
+
+def s3_reader(location: S3Location, s3: Any, shard: Shard) -> Callable[..., Iterator[Document | Skipped]]:
+    """A ``read_documents``-shaped callable (root ignored) for the sync pipeline."""
+
+    def read(_root: Any = None, *, strict: bool = False, **_: Any) -> Iterator[Document | Skipped]:
+        return read_s3_documents(location, s3, strict=strict, shard=shard)
+
+    return read

@@ -214,6 +214,10 @@ def document_from_bytes(
         return Skipped(source, f"{UNREADABLE}: {type(error).__name__}: {str(error)[:200]}")
     if not text.strip():
         return Skipped(source, f"{EMPTY} (no text{' layer: a scanned PDF?' if suffix == '.pdf' else ''})")
+    if "/" in source and not any(key.lower() == "category" for key in fields):
+        # Text, HTML and PDF files carry no front matter: their top folder is their category, so
+        # `--where category=baggage` finds every baggage document whatever its format.
+        fields = {**fields, "category": source.split("/", 1)[0]}
     return Document(
         source=source,
         title=_clean_title(title) or _clean_title(PurePosixPath(source).stem) or source,

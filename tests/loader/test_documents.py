@@ -404,3 +404,14 @@ def test_sample_corpus_reads_cleanly() -> None:
     for doc in docs:
         assert doc.title and doc.text.strip(), doc.source
         assert not doc.text.startswith("---"), doc.source  # front matter stripped
+
+
+def test_category_defaults_to_the_top_folder(tmp_path: Path) -> None:
+    (tmp_path / "baggage").mkdir()
+    (tmp_path / "baggage" / "instruments.txt").write_text("Musical instruments\n\nA violin may travel in the cabin.\n")
+    (tmp_path / "baggage" / "pets.md").write_text("---\ncategory: pets\n---\n# Pets\n\nCats.\n")
+    (tmp_path / "top.md").write_text("# Top\n\nNo folder, no category.\n")
+    docs = {d.source: d for d in read_documents(tmp_path) if isinstance(d, Document)}
+    assert docs["baggage/instruments.txt"].fields["category"] == "baggage"
+    assert docs["baggage/pets.md"].fields["category"] == "pets"  # front matter wins
+    assert "category" not in docs["top.md"].fields

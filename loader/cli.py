@@ -110,6 +110,13 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
     _flag(group, "--model", dest="model",
           help="sentence-transformers model name or path (default: the bundled all-MiniLM-L6-v2)")
     _flag(group, "--device", dest="device", help="torch device: cpu, cuda, mps (default: automatic)")
+    _flag(
+        group,
+        "--backend",
+        dest="backend",
+        help="embedding runtime: torch, torch-bf16, onnx, onnx-int8 (default: the measured fastest on "
+        "the CPU that keeps cosine >= 0.98 to torch fp32, see bench/results/embedding.json; torch on a GPU)",
+    )
     _flag(group, "--batch-size", dest="batch_size", type=int, metavar="N", help="chunks per embedding batch")
 
 
@@ -198,11 +205,11 @@ def parse(argv: Sequence[str] | None = None) -> tuple[str, argparse.Namespace, O
 
 
 # --- building blocks the tests replace -------------------------------------------------------
-def make_embedder(model: str | None, *, device: str | None, batch_size: int) -> Any:
-    """The real sentence-transformers embedder (tests monkeypatch this to inject a fake one)."""
-    from loader.embedding import load_embedder
+def make_embedder(model: str | None, *, device: str | None, batch_size: int, backend: str | None = None) -> Any:
+    """The embedder, loaded only when something must be embedded (tests monkeypatch this)."""
+    from loader.lazy import lazy_embedder
 
-    return load_embedder(model, device=device, batch_size=batch_size)
+    return lazy_embedder(model, device=device, batch_size=batch_size, backend=backend)
 
 
 def resolve(options: Options, *, role: str) -> tuple[Target, Any]:
@@ -259,7 +266,12 @@ def resolve(options: Options, *, role: str) -> tuple[Target, Any]:
 
 
 def _embedder(options: Options) -> Any:
-    return make_embedder(options.get("model"), device=options.get("device"), batch_size=int(options.batch_size))
+    return make_embedder(
+        options.get("model"),
+        device=options.get("device"),
+        batch_size=int(options.batch_size),
+        backend=options.get("backend"),
+    )
 
 
 def _positive(options: Options, *names: str) -> None:

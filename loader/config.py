@@ -50,6 +50,7 @@ SETTINGS: Mapping[str, Setting] = {
         # What to embed and how.
         Setting("model", ("LOADER_MODEL",)),  # None: the bundled all-MiniLM-L6-v2 (loader.embedding)
         Setting("device", ("LOADER_DEVICE",)),
+        Setting("backend", ("LOADER_BACKEND",)),
         Setting("chunk_tokens", ("LOADER_CHUNK_TOKENS",), None, "int"),  # None: the model's limit
         Setting("overlap_tokens", ("LOADER_OVERLAP_TOKENS",), 32, "int"),
         Setting("batch_size", ("LOADER_BATCH_SIZE",), 64, "int"),

@@ -12,6 +12,7 @@ and recovers instead of hammering the index.
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 import time
@@ -99,35 +100,49 @@ DEFAULT_POLICY = RetryPolicy()
 
 
 class RateLimiter:
-    """Two token buckets (requests/s and vectors/s) with an adaptive rate; thread-safe."""
+    """Two token buckets (requests/s and vectors/s) with an adaptive rate; thread-safe.
+
+    ``burst_seconds``: how many seconds' worth of tokens the buckets hold (and start with).
+    ``throttle_cooldown``: seconds during which further throttling answers do not lower the rate again
+    (the requests already in flight when the first 429 came back were sent at the old rate).
+    """
 
     def __init__(
         self,
         requests_per_second: float = MAX_WRITE_REQUESTS_PER_SECOND,
         vectors_per_second: float = MAX_WRITE_VECTORS_PER_SECOND,
         *,
+        burst_seconds: float = 1.0,
+        throttle_cooldown: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.max_requests = requests_per_second
         self.max_vectors = vectors_per_second
         self.factor = 1.0  # share of the maximum rates currently allowed, lowered on throttling
+        self.throttle_cooldown = throttle_cooldown
         self._clock, self._sleep = clock, sleep
         self._lock = threading.Lock()
-        self._request_tokens = requests_per_second
-        self._vector_tokens = vectors_per_second
+        self._request_capacity = max(1.0, requests_per_second * burst_seconds)
+        self._vector_capacity = vectors_per_second * burst_seconds
+        self._request_tokens = self._request_capacity
+        self._vector_tokens = self._vector_capacity
         self._last = clock()
+        self._last_cut = -math.inf
+        self.waited_seconds = 0.0  # total time callers were held back, all threads together
 
     def _refill(self, now: float) -> None:
         elapsed = max(0.0, now - self._last)
         self._last = now
-        self._request_tokens = min(self.max_requests, self._request_tokens + elapsed * self.max_requests * self.factor)
-        self._vector_tokens = min(self.max_vectors, self._vector_tokens + elapsed * self.max_vectors * self.factor)
+        self._request_tokens = min(
+            self._request_capacity, self._request_tokens + elapsed * self.max_requests * self.factor
+        )
+        self._vector_tokens = min(self._vector_capacity, self._vector_tokens + elapsed * self.max_vectors * self.factor)
 
     def acquire(self, vectors: int) -> float:
         """Block until one request of ``vectors`` vectors may be sent; return the seconds waited."""
         # A request larger than the bucket could never fit: let it through once the bucket is full.
-        vectors_needed = min(float(vectors), self.max_vectors)
+        vectors_needed = min(float(vectors), self._vector_capacity)
         waited = 0.0
         while True:
             with self._lock:
@@ -135,6 +150,7 @@ class RateLimiter:
                 if self._request_tokens >= 1 and self._vector_tokens >= vectors_needed:
                     self._request_tokens -= 1
                     self._vector_tokens -= vectors_needed
+                    self.waited_seconds += waited
                     return waited
                 missing_requests = max(0.0, 1 - self._request_tokens) / (self.max_requests * self.factor)
                 missing_vectors = max(0.0, vectors_needed - self._vector_tokens) / (self.max_vectors * self.factor)
@@ -144,6 +160,10 @@ class RateLimiter:
 
     def throttled(self) -> None:
         with self._lock:
+            now = self._clock()
+            if now - self._last_cut < self.throttle_cooldown:
+                return
+            self._last_cut = now
             self.factor = max(0.02, self.factor / 2)
 
     def succeeded(self) -> None:

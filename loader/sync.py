@@ -13,8 +13,12 @@ are deleted only after every write succeeded. A run stopped during the writes le
 mixed hashes (redone next time); one stopped during the deletes leaves stale keys that the next run
 computes again.
 
-Pipeline: a reader thread reads, hashes, classifies and chunks documents; the calling thread embeds
-batches of chunks; a writer thread pool sends PutVectors while the next batch is embedded.
+Pipeline (``loader.pipeline``): a reader thread reads, hashes, classifies and chunks documents ahead
+of the embedder; the calling thread embeds the longest pending chunks in batches of ``batch_size``
+(similar lengths, little padding); a writer thread pool sends PutVectors while the next batch is
+embedded. The model is needed only if something must be embedded: an embedder that loads lazily
+(``loader.lazy``) is asked to start loading when the first new or changed document is found, so a
+run over an unchanged corpus never loads it.
 """
 
 from __future__ import annotations
@@ -22,10 +26,9 @@ from __future__ import annotations
 import hashlib
 import json
 import queue
-import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +37,7 @@ from loader.index import IndexInfo, IndexState, check_index, describe_index, sca
 from loader.keys import normalize_source, split_key, vector_key
 from loader.metadata import build_metadata
 from loader.outputs import Target
+from loader.pipeline import DONE, ChunkPool, DocWork, Reader, StageTimes, chunk_length
 from loader.records import Chunk, Document, Embedder, Skipped
 from loader.report import LoadReport, Progress
 from loader.retry import DEFAULT_POLICY, RateLimiter, RetryPolicy, RetryStats
@@ -51,6 +55,7 @@ class LoadSettings:
     chunk_tokens: int | None = None  # None: the model's own limit (embedder.max_tokens)
     overlap_tokens: int = 32
     batch_size: int = 64  # chunks per embed() call
+    sort_window: int = 1024  # pending chunks the embedder picks its batches from, longest first
     max_in_flight: int = 8  # PutVectors/DeleteVectors requests in flight
     prune: bool = True  # delete documents that left the folder
     prune_explicit: bool = False  # --prune given: may prune even when the folder yields no document
@@ -108,84 +113,27 @@ def classify(source: str, content_hash: str, state: IndexState) -> tuple[str, in
     return "unchanged", n
 
 
-@dataclass
-class _DocWork:
-    document: Document
-    source: str
-    content_hash: str
-    action: str
-    chunks: list[Chunk] = field(default_factory=list)
-    chunk_count: int = 0
-    warnings: list[str] = field(default_factory=list)
+class CurrentKeys:
+    """The keys current after this run (``vector_key(source, i)`` for i < the document's chunk count),
+    kept as one count per document rather than one string per chunk: a load's memory must not grow with
+    the corpus (~100 bytes a key, 10 MB per 100,000 chunks)."""
 
+    def __init__(self) -> None:
+        self._counts: dict[str, int] = {}
+        self._hashed: set[str] = set()  # keys of long paths (a hash in the key): not reversible
 
-_DONE = object()
+    def add(self, source: str, count: int) -> None:
+        self._counts[source] = max(count, self._counts.get(source, 0))
+        if count and split_key(vector_key(source, 0)) != (source, 0):
+            self._hashed.update(vector_key(source, i) for i in range(count))
 
-
-class _Reader(threading.Thread):
-    """Reads, classifies and chunks documents ahead of the embedder; hands results over a queue."""
-
-    def __init__(
-        self,
-        documents: Iterable[Document | Skipped],
-        *,
-        state: IndexState,
-        fingerprint: str,
-        embedder: Embedder,
-        settings: LoadSettings,
-        chunk_document: ChunkDocument,
-    ) -> None:
-        super().__init__(name="reader", daemon=True)
-        self.documents = documents
-        self.state = state
-        self.fingerprint = fingerprint
-        self.embedder = embedder
-        self.settings = settings
-        self.chunk_document = chunk_document
-        self.out: queue.Queue[Any] = queue.Queue(maxsize=64)
-        self.stop = threading.Event()
-
-    def _put(self, item: Any) -> None:
-        while not self.stop.is_set():
-            try:
-                self.out.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
-
-    def run(self) -> None:
-        try:
-            for item in self.documents:
-                if self.stop.is_set():
-                    return
-                self._put(item if isinstance(item, Skipped) else self._work(item))
-        except BaseException as exc: # handed to the calling thread
-            self._put(exc)
-        self._put(_DONE)
-
-    def _work(self, document: Document) -> _DocWork:
-        source = normalize_source(document.source)
-        content_hash = stored_hash(document.content_hash, self.fingerprint)
-        action, count = classify(source, content_hash, self.state)
-        work = _DocWork(document, source, content_hash, action, chunk_count=count)
-        if action != "unchanged":
-            work.chunks = self.chunk_document(
-                document,
-                self.embedder,
-                max_tokens=self.settings.chunk_tokens,
-                overlap_tokens=self.settings.overlap_tokens,
-            )
-            work.chunk_count = len(work.chunks)
-            limit = self.settings.chunk_tokens or self.embedder.max_tokens
-            for chunk in work.chunks:
-                # Guard against silent truncation by the model: it would embed only the first tokens.
-                tokens = chunk.tokens or self.embedder.count_tokens(chunk.text)
-                if tokens > self.embedder.max_tokens:
-                    work.warnings.append(
-                        f"chunk {chunk.ordinal} has more than the model's {self.embedder.max_tokens} tokens "
-                        f"(chunk size {limit}); the model will ignore its end"
-                    )
-        return work
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, str):
+            return False
+        split = split_key(key)
+        if split is not None and split[1] < self._counts.get(split[0], 0):
+            return True
+        return key in self._hashed
 
 
 def _relative(path: str, root: Path) -> str:
@@ -205,6 +153,47 @@ def _default_readers() -> tuple[ReadDocuments, ChunkDocument]:
     return read_documents, chunk_document
 
 
+def _hash_first(root: Path, *, strict: bool, unchanged: Callable[[str, str], bool]) -> Iterable[Document | Skipped]:
+    """``loader.documents.read_documents``, except that a file whose bytes hash to what the index holds
+    is not parsed: its text is not needed (nothing of it is embedded or written), and extraction
+    (HTML, PDF, and importing their parsers) is most of a no-change run's reading time.
+
+    ``unchanged(source, sha256 of the bytes)`` decides. The same files, in the same order, with the
+    same sources and hashes as ``read_documents``: the listing and, for every other file, the reading
+    are ``loader.documents``' own. Falls back to ``read_documents`` if that module's layout changed.
+    """
+    from loader import documents
+
+    list_tree = getattr(documents, "_list_tree", None)
+    read_file = getattr(documents, "_read_file", None)
+    max_size = getattr(documents, "DEFAULT_MAX_FILE_SIZE", None)
+    if not (callable(list_tree) and callable(read_file) and isinstance(max_size, int)):
+        yield from documents.read_documents(root, strict=strict)
+        return
+    if not root.is_dir():  # read_documents raises the right error
+        yield from documents.read_documents(root, strict=strict)
+        return
+    for entry in list_tree(root):
+        path, source, reason = getattr(entry, "path", None), entry.source, getattr(entry, "reason", None)
+        if reason is None and path is not None:
+            try:
+                with open(path, "rb") as file:
+                    data = file.read(max_size + 1)
+            except OSError:
+                data = b""
+            if data.strip() and len(data) <= max_size:
+                digest = hashlib.sha256(data).hexdigest()
+                if unchanged(source, digest):
+                    yield Document(source=source, title="", text="", content_hash=digest)
+                    continue
+            result: Document | Skipped = read_file(path, source, max_size)
+        else:
+            result = Skipped(source, reason or "unreadable")
+        if strict and isinstance(result, Skipped):
+            raise documents.DocumentError(result.path, result.reason)
+        yield result
+
+
 def load(
     root: Path,
     *,
@@ -217,11 +206,17 @@ def load(
     chunk_document: ChunkDocument | None = None,
     limiter: RateLimiter | None = None,
     policy: RetryPolicy = DEFAULT_POLICY,
+    times: StageTimes | None = None,
 ) -> LoadReport:
-    """Sync the documents under ``root`` into the target index; return what was done."""
+    """Sync the documents under ``root`` into the target index; return what was done.
+
+    ``times``, if given, is filled with the seconds spent in each stage (``loader.pipeline.StageTimes``).
+    """
     started = time.monotonic()
+    times = times if times is not None else StageTimes()
     if not root.is_dir():
         raise LoaderError(f"document folder {root} not found (pass the folder to load, e.g. `python -m loader data`)")
+    hash_first = read_documents is None  # the default reader: unchanged files need not be parsed
     if read_documents is None or chunk_document is None:
         default_read, default_chunk = _default_readers()
         read_documents = read_documents or default_read
@@ -230,23 +225,56 @@ def load(
     stats = RetryStats()
     report = LoadReport(root=str(root), target=target, model=model_name(embedder), dry_run=settings.dry_run)
 
-    info: IndexInfo = describe_index(client, target, policy=policy)
-    check_index(info, dimension=embedder.dimension, model=model_name(embedder))
-    report.index_metric = info.distance_metric
-    progress.status("listing the index")
-    state = scan_index(client, target, segments=settings.list_segments, policy=policy, stats=stats)
+    with times.timing("index"):
+        info: IndexInfo = describe_index(client, target, policy=policy)
+        check_index(info, dimension=embedder.dimension, model=model_name(embedder))
+        report.index_metric = info.distance_metric
+        progress.status("listing the index")
+        state = scan_index(client, target, segments=settings.list_segments, policy=policy, stats=stats)
     report.vectors_before = state.vectors
     report.foreign_vectors = state.foreign
 
-    reader = _Reader(
-        read_documents(root, strict=settings.strict),
-        state=state,
-        fingerprint=settings_fingerprint(embedder, settings),
-        embedder=embedder,
-        settings=settings,
-        chunk_document=chunk_document,
+    fingerprint = settings_fingerprint(embedder, settings)
+    chunk_budget = settings.chunk_tokens or embedder.max_tokens
+
+    def decide(document: Document) -> tuple[str, str, str, int]:
+        source = normalize_source(document.source)
+        content_hash = stored_hash(document.content_hash, fingerprint)
+        action, count = classify(source, content_hash, state)
+        return source, content_hash, action, count
+
+    def split(document: Document) -> tuple[list[Chunk], list[str]]:
+        chunks = chunk_document(
+            document, embedder, max_tokens=settings.chunk_tokens, overlap_tokens=settings.overlap_tokens
+        )
+        warnings = []
+        for chunk in chunks:
+            # Guard against silent truncation by the model: it would embed only the first tokens.
+            tokens = chunk.tokens or embedder.count_tokens(chunk.text)
+            if tokens > embedder.max_tokens:
+                warnings.append(
+                    f"chunk {chunk.ordinal} has more than the model's {embedder.max_tokens} tokens "
+                    f"(chunk size {chunk_budget}); the model will ignore its end"
+                )
+        return chunks, warnings
+
+    if hash_first:
+
+        def is_unchanged(source: str, digest: str) -> bool:
+            return classify(normalize_source(source), stored_hash(digest, fingerprint), state)[0] == "unchanged"
+
+        documents = _hash_first(root, strict=settings.strict, unchanged=is_unchanged)
+    else:
+        documents = read_documents(root, strict=settings.strict)
+    prefetch = getattr(embedder, "prefetch", None)
+    reader = Reader(
+        documents,
+        decide=decide,
+        split=split,
+        times=times,
+        prepare=prefetch if callable(prefetch) and not settings.dry_run else None,
     )
-    kept: set[str] = set()  # keys that are current after this run (never deleted)
+    kept = CurrentKeys()  # keys that are current after this run (never deleted)
     stale: list[str] = []  # keys of seen documents past their current chunk count
     seen: set[str] = set()
     skipped_sources: set[str] = set()
@@ -260,67 +288,96 @@ def load(
         stats=stats,
         on_written=progress.advance,
     )
-    pending: list[tuple[_DocWork, Chunk]] = []
+    batch_size = max(1, settings.batch_size)
+    window = max(batch_size, settings.sort_window)
+    # Wait for this many pending chunks before embedding (unless the reader is done), so that even the
+    # first batch is the longest of two batches' worth: the reader is much faster than the embedder.
+    fill = min(window, 2 * batch_size)
+    pool: ChunkPool[tuple[DocWork, Chunk]] = ChunkPool(chunk_length)
 
-    def embed_and_write(items: list[tuple[_DocWork, Chunk]]) -> None:
-        vectors = embedder.embed([chunk.text for _, chunk in items])
+    def accept(item: Any) -> None:
+        if isinstance(item, BaseException):
+            raise item
+        if isinstance(item, Skipped):
+            report.skipped.append((item.path, item.reason))
+            skipped_sources.add(_relative(item.path, root))
+            return
+        work: DocWork = item
+        if work.source in seen:
+            reason = f"same source path as another document ({work.source})"
+            report.skipped.append((work.document.source, reason))
+            return
+        seen.add(work.source)
+        report.documents_read += 1
+        report.warn_all(work.source, work.warnings)
+        expected = {vector_key(work.source, i) for i in range(work.chunk_count)}
+        kept.add(work.source, work.chunk_count)
+        stale.extend(k for k in state.by_source.get(work.source, ()) if k not in expected)
+        report.record(work.action, work.source, work.chunk_count)
+        if work.action == "unchanged" or settings.dry_run:
+            return
+        if not work.chunks:
+            report.warn_all(work.source, ["no text to embed (0 chunks); its vectors are removed"])
+        progress.add_total(len(work.chunks))
+        pool.add((work, chunk) for chunk in work.chunks)
+        work.chunks = []  # the pool holds them now; the document keeps only its count
+
+    def embed_and_write(items: list[tuple[DocWork, Chunk]]) -> None:
+        with times.timing("embed"):
+            vectors = embedder.embed([chunk.text for _, chunk in items])
         report.chunks_embedded += len(items)
-        records = []
-        for (work, chunk), vector in zip(items, vectors, strict=True):
-            built = build_metadata(
-                work.document,
-                chunk,
-                chunk_count=work.chunk_count,
-                content_hash=work.content_hash,
-                source=work.source,
-                non_filterable=info.non_filterable_keys,
-            )
-            report.warn_all(work.source, built.warnings)
-            records.append(VectorRecord(vector_key(work.source, chunk.ordinal), vector.tolist(), built.metadata))
-        writer.put(records)
+        with times.timing("build"):
+            records = []
+            for (work, chunk), vector in zip(items, vectors, strict=True):
+                built = build_metadata(
+                    work.document,
+                    chunk,
+                    chunk_count=work.chunk_count,
+                    content_hash=work.content_hash,
+                    source=work.source,
+                    non_filterable=info.non_filterable_keys,
+                )
+                report.warn_all(work.source, built.warnings)
+                records.append(VectorRecord(vector_key(work.source, chunk.ordinal), vector, built.metadata))
+        with times.timing("write_wait"):
+            writer.put(records)
+            writer.send_if_idle()  # the network is free: send now rather than after the last batch
 
     progress.status("loading")
     reader.start()
     try:
         with writer:
-            while (item := reader.out.get()) is not _DONE:
-                if isinstance(item, BaseException):
-                    raise item
-                if isinstance(item, Skipped):
-                    report.skipped.append((item.path, item.reason))
-                    skipped_sources.add(_relative(item.path, root))
+            reader_done = False
+            while True:
+                # Take what the reader has ready; block only while the pool is short of a good batch.
+                while not reader_done and len(pool) < window:
+                    if len(pool) < fill:
+                        with times.timing("starved"):
+                            item = reader.out.get()
+                    else:
+                        try:
+                            item = reader.out.get_nowait()
+                        except queue.Empty:
+                            break
+                    if item is DONE:
+                        reader_done = True
+                    else:
+                        accept(item)
+                if not len(pool):
+                    if reader_done:
+                        break
                     continue
-                work: _DocWork = item
-                if work.source in seen:
-                    reason = f"same source path as another document ({work.source})"
-                    report.skipped.append((work.document.source, reason))
-                    continue
-                seen.add(work.source)
-                report.documents_read += 1
-                report.warn_all(work.source, work.warnings)
-                expected = {vector_key(work.source, i) for i in range(work.chunk_count)}
-                kept |= expected
-                stale.extend(k for k in state.by_source.get(work.source, ()) if k not in expected)
-                report.record(work.action, work.source, work.chunk_count)
-                if work.action == "unchanged" or settings.dry_run:
-                    continue
-                if not work.chunks:
-                    report.warn_all(work.source, ["no text to embed (0 chunks); its vectors are removed"])
-                progress.add_total(len(work.chunks))
-                pending.extend((work, chunk) for chunk in work.chunks)
-                while len(pending) >= settings.batch_size:
-                    embed_and_write(pending[: settings.batch_size])
-                    del pending[: settings.batch_size]
-            if pending:
-                embed_and_write(pending)
+                embed_and_write(pool.take(batch_size))
             writer.flush()  # every write has succeeded before anything is deleted
+            times.write = writer.busy_seconds
 
             deletions = _deletions(state, seen, skipped_sources, stale, kept, settings, report)
             report.vectors_stale = len(deletions)
             if deletions and not settings.dry_run:
                 progress.status("deleting stale vectors")
-                writer.delete(deletions)
-                writer.flush()
+                with times.timing("delete"):
+                    writer.delete(deletions)
+                    writer.flush()
     finally:
         reader.stop.set()
         progress.close()
@@ -330,6 +387,8 @@ def load(
     report.retries = stats.retries
     report.throttled = stats.throttled
     report.seconds = time.monotonic() - started
+    times.model_load = float(getattr(embedder, "load_seconds", 0.0) or 0.0)
+    times.wall = report.seconds
     return report
 
 
@@ -338,7 +397,7 @@ def _deletions(
     seen: set[str],
     skipped_sources: set[str],
     stale: list[str],
-    kept: set[str],
+    kept: CurrentKeys,
     settings: LoadSettings,
     report: LoadReport,
 ) -> list[str]:

@@ -55,7 +55,10 @@ def test_resolve_model(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def embedder() -> Iterator[SentenceTransformerEmbedder]:
-    yield load_embedder()
+    # The torch backend, the reference (the ONNX backends: tests/loader/test_onnx_backend.py).
+    loaded = load_embedder(backend="torch")
+    assert isinstance(loaded, SentenceTransformerEmbedder)
+    yield loaded
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +74,7 @@ def test_model_properties(embedder: SentenceTransformerEmbedder) -> None:
     assert as_protocol.dimension == 384
     assert embedder.max_tokens == 254  # max_seq_length 256 minus [CLS] and [SEP]
     assert embedder.model_name == DEFAULT_MODEL
+    assert embedder.backend == "torch"
     import torch
 
     assert embedder.device.startswith("cuda" if torch.cuda.is_available() else ("mps", "cpu"))

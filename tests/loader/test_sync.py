@@ -44,7 +44,7 @@ def env(s3vectors_endpoint: Any, tmp_path: Path) -> dict[str, Any]:
     return {"client": client, "target": target, "root": root, "endpoint": s3vectors_endpoint}
 
 
-def run(env: dict[str, Any], embedder: FakeEmbedder | None = None, client: Any = None, **settings: Any) -> Any:
+def run(env: dict[str, Any], embedder: Any = None, client: Any = None, **settings: Any) -> Any:
     return load(
         env["root"],
         client=client or env["client"],
@@ -360,3 +360,232 @@ def test_injected_faults_are_retried(tmp_path: Path) -> None:
         again = load(root, client=client, target=target, embedder=FakeEmbedder(),
                      read_documents=simple_read, chunk_document=simple_chunk, policy=FAST)
         assert again.vectors_written == 0 and again.count("unchanged") == 20
+
+
+# --- the pipeline: overlap, ordering, bounded memory, lazy model, hash-first reading ---------------------
+class RecordingClient:
+    """Wraps a client; records when each PutVectors/DeleteVectors call starts and ends."""
+
+    def __init__(self, client: Any) -> None:
+        import threading
+
+        self._client = client
+        self.events: list[tuple[str, str]] = []
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._client, name)
+        if name not in ("put_vectors", "delete_vectors"):
+            return attr
+
+        def wrapped(**kwargs: Any) -> Any:
+            with self._lock:
+                self.events.append(("start", name))
+            try:
+                return attr(**kwargs)
+            finally:
+                with self._lock:
+                    self.events.append(("end", name))
+
+        return wrapped
+
+
+def test_every_write_has_ended_before_the_first_delete_starts(env: dict[str, Any]) -> None:
+    write_corpus(env["root"], {f"big/d{i}.md": paragraphs(120, f"big {i}") for i in range(5)})
+    run(env)
+    write_corpus(env["root"], {f"big/d{i}.md": paragraphs(40, f"big {i} edited") for i in range(5)})  # shrunk
+    (env["root"] / "faq.md").unlink()  # pruned
+    client = RecordingClient(env["client"])
+    report = run(env, client=client, max_in_flight=8)
+    assert report.vectors_written == 200 and report.vectors_deleted == 5 * 80 + 2
+    first_delete = client.events.index(("start", "delete_vectors"))
+    puts_before = [e for e in client.events[:first_delete] if e[1] == "put_vectors"]
+    assert puts_before.count(("start", "put_vectors")) == puts_before.count(("end", "put_vectors")) > 0
+    assert all(name == "delete_vectors" for _, name in client.events[first_delete:])
+
+
+def test_the_reader_runs_ahead_of_the_embedder_by_a_bounded_amount(env: dict[str, Any], tmp_path: Path) -> None:
+    """However large the corpus, at most the queue (64 documents) and the pool (sort_window chunks) wait."""
+    from loader.pipeline import QUEUE_DOCUMENTS
+
+    root = write_corpus(tmp_path / "many", {f"d{i:04d}.md": f"only paragraph of document {i}" for i in range(400)})
+    read = [0]
+
+    def counting_read(root: Path, *, strict: bool = False) -> Any:
+        for item in simple_read(root, strict=strict):
+            read[0] += 1
+            yield item
+
+    class SlowEmbedder(FakeEmbedder):
+        def __init__(self) -> None:
+            super().__init__()
+            self.ahead: list[int] = []
+
+        def embed(self, texts: Any) -> Any:
+            import time
+
+            time.sleep(0.002)  # the reader gets time to run as far ahead as it can
+            self.ahead.append(read[0] - len(self.embedded_texts))
+            return super().embed(texts)
+
+    embedder = SlowEmbedder()
+    report = load(
+        root,
+        client=env["client"],
+        target=env["target"],
+        embedder=embedder,
+        settings=LoadSettings(batch_size=4, sort_window=16),
+        read_documents=counting_read,
+        chunk_document=simple_chunk,
+        policy=FAST,
+    )
+    assert report.chunks_embedded == 400 and len(embedder.ahead) == 100
+    # One chunk per document: read - embedded <= queue + pool + the item in the reader's hands + one batch.
+    assert max(embedder.ahead) <= QUEUE_DOCUMENTS + 16 + 2 + 4
+
+
+def test_batches_are_the_longest_pending_chunks(env: dict[str, Any], tmp_path: Path) -> None:
+    # 12 chunks of varied lengths: the embedder waits for 2 batches' worth (or the end) before the first batch.
+    docs = {f"d{i}.md": "\n\n".join(" ".join(["word"] * (1 + (7 * j + i) % 23)) for j in range(6)) for i in range(2)}
+    root = write_corpus(tmp_path / "lengths", docs)
+    batches: list[list[int]] = []
+
+    class Recording(FakeEmbedder):
+        def embed(self, texts: Any) -> Any:
+            batches.append([len(t.split()) for t in texts])
+            return super().embed(texts)
+
+    load(
+        root,
+        client=env["client"],
+        target=env["target"],
+        embedder=Recording(),
+        settings=LoadSettings(batch_size=6, sort_window=1000),
+        read_documents=simple_read,
+        chunk_document=simple_chunk,
+        policy=FAST,
+    )
+    lengths = [n for batch in batches for n in batch]
+    assert len(lengths) == 12 and lengths == sorted(lengths, reverse=True)  # the whole corpus fit in the pool
+
+
+def test_stage_times_are_reported(env: dict[str, Any]) -> None:
+    from loader.pipeline import StageTimes
+
+    times = StageTimes()
+    load(
+        env["root"],
+        client=env["client"],
+        target=env["target"],
+        embedder=FakeEmbedder(),
+        read_documents=simple_read,
+        chunk_document=simple_chunk,
+        policy=FAST,
+        times=times,
+    )
+    out = times.to_dict()
+    assert out["wall"] > 0 and out["embed"] > 0 and out["write"] > 0 and out["index"] > 0
+    assert out["hidden_by_overlap"] == pytest.approx(max(0.0, out["busy"] - out["wall"]), abs=1e-3)
+
+
+def test_chunk_pool_takes_the_longest_first_oldest_first_on_ties() -> None:
+    from loader.pipeline import ChunkPool
+
+    pool: ChunkPool[str] = ChunkPool(len)
+    pool.add(["bb", "a", "cccc", "dd", "eee"])
+    assert pool.take(2) == ["cccc", "eee"]
+    pool.add(["ffff"])
+    assert pool.take(3) == ["ffff", "bb", "dd"] and len(pool) == 1
+
+
+class CountingFactory:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self) -> FakeEmbedder:
+        self.calls += 1
+        return FakeEmbedder()
+
+
+def test_an_unchanged_rerun_never_loads_a_lazy_model(env: dict[str, Any], tmp_path: Path) -> None:
+    from loader.lazy import LazyEmbedder
+
+    cache = tmp_path / "cache.json"
+    first = CountingFactory()
+    lazy = LazyEmbedder(first, key={"model": "fake"}, cache=cache)
+    assert run(env, lazy).chunks_embedded == 10 and first.calls == 1  # no cached identity: loaded at once
+    again = CountingFactory()
+    lazy = LazyEmbedder(again, key={"model": "fake"}, cache=cache)
+    report = run(env, lazy)
+    assert report.count("unchanged") == 3 and report.chunks_embedded == 0
+    assert again.calls == 0 and not lazy.loaded  # the identity came from the cache
+    (env["root"] / "faq.md").write_text(paragraphs(3, "faq edited"), encoding="utf-8")
+    lazy = LazyEmbedder(again, key={"model": "fake"}, cache=cache)
+    report = run(env, lazy)
+    assert report.count("changed") == 1 and report.chunks_embedded == 3 and again.calls == 1
+
+
+def test_a_lazy_model_with_another_identity_stops_the_run_before_any_write(env: dict[str, Any], tmp_path: Path) -> None:
+    from loader.lazy import LazyEmbedder
+
+    cache = tmp_path / "cache.json"
+    LazyEmbedder(lambda: FakeEmbedder(dimension=384), key={"m": 1}, cache=cache).dimension  # noqa: B018
+    (env["root"] / "new.md").write_text(paragraphs(2, "new"), encoding="utf-8")
+    lazy = LazyEmbedder(lambda: FakeEmbedder(max_tokens=128), key={"m": 1}, cache=cache)  # same key, other model
+    with pytest.raises(LoaderError, match="cached identity"):
+        run(env, lazy)
+    assert stored(env["client"], env["target"]) == {}
+    assert LazyEmbedder(CountingFactory(), key={"m": 1}, cache=cache).max_tokens == 128  # the cache was corrected
+
+
+def test_unchanged_files_are_not_parsed_on_a_rerun(env: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    from loader import documents
+
+    def real_read(**kwargs: Any) -> Any:
+        return load(
+            env["root"], client=env["client"], target=env["target"], embedder=FakeEmbedder(), policy=FAST, **kwargs
+        )
+
+    first = real_read()
+    assert first.count("new") == 3
+    parsed: list[str] = []
+    original = documents._read_file
+
+    def counting(path: Any, source: str, max_file_size: int) -> Any:
+        parsed.append(source)
+        return original(path, source, max_file_size)
+
+    monkeypatch.setattr(documents, "_read_file", counting)
+    report = real_read()
+    assert report.count("unchanged") == 3 and parsed == []
+    (env["root"] / "bags/fees.md").write_text(paragraphs(4, "fees edited"), encoding="utf-8")
+    report = real_read()
+    assert parsed == ["bags/fees.md"] and report.count("changed") == 1 and report.count("unchanged") == 2
+
+
+def test_hash_first_reading_yields_what_read_documents_yields() -> None:
+    from loader.documents import read_documents
+    from loader.records import Document
+    from loader.sync import _hash_first
+
+    data = Path(__file__).resolve().parents[2] / "data"
+    assert list(_hash_first(data, strict=False, unchanged=lambda source, digest: False)) == list(read_documents(data))
+    unparsed = _hash_first(data, strict=False, unchanged=lambda source, digest: True)
+    light = [d for d in unparsed if isinstance(d, Document)]
+    full = [d for d in read_documents(data) if isinstance(d, Document)]
+    assert [(d.source, d.content_hash) for d in light] == [(d.source, d.content_hash) for d in full]
+    assert len(light) == 28 and all(d.text == "" for d in light)  # not parsed
+
+
+def test_current_keys_answer_like_the_set_of_every_key() -> None:
+    from loader.sync import CurrentKeys
+
+    long_source = "deep/" + "x" * 1100 + ".md"  # its keys carry a hash of the path
+    docs = {"a.md": 3, "b#1.md": 2, "c.md": 0, long_source: 2}
+    kept = CurrentKeys()
+    for source, count in docs.items():
+        kept.add(source, count)
+    every = {vector_key(source, i) for source, count in docs.items() for i in range(count)}
+    probes = every | {vector_key("a.md", 3), vector_key("c.md", 0), vector_key("z.md", 0), vector_key(long_source, 2),
+                      "a.md", "a.md#3", "a.md#00001", "b#1.md#0001", "b#0001"}
+    assert {key for key in probes if key in kept} == every

@@ -227,3 +227,223 @@ def test_rate_limiter_halves_on_throttling_and_recovers() -> None:
     for _ in range(30):
         limiter.succeeded()
     assert limiter.factor == 1.0
+
+
+# --- loader.wire: PutVectors bodies encoded once, sent through the ordinary boto3 client --------------
+def _local_client_and_index(endpoint: Any, dimension: int = 8) -> tuple[Any, Target]:
+    from tests.loader.support import create_index, loader_client
+
+    client = loader_client(endpoint.endpoint_url)
+    return client, create_index(client, dimension=dimension)
+
+
+def _all_vectors(client: Any, target: Target) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    params: dict[str, Any] = {**target.index_ref(), "maxResults": 1000, "returnData": True, "returnMetadata": True}
+    while True:
+        page = client.list_vectors(**params)
+        for v in page["vectors"]:
+            assert v["key"] not in out  # listed once
+            out[v["key"]] = v
+        if not page.get("nextToken"):
+            return out
+        params["nextToken"] = page["nextToken"]
+
+
+def test_encoded_put_stores_exactly_the_float32_values_keys_and_metadata(s3vectors_endpoint: Any) -> None:
+    import numpy as np
+
+    from loader import wire
+
+    client, target = _local_client_and_index(s3vectors_endpoint)
+    vectors = np.random.default_rng(5).standard_normal((50, 8)).astype(np.float32)
+    metadata = {"source": "é/ü.md", "text": "naïve café — ünïcode", "chunk": 3, "tags": ["a", "b"], "ok": True}
+    assert wire.install(client) and wire.install(client)  # idempotent
+    client.put_vectors(
+        **target.index_ref(), vectors=wire.encode_vectors((f"k{i}", vectors[i], metadata) for i in range(50))
+    )
+    client.put_vectors(
+        **target.index_ref(),  # a plain call on the same client is botocore's, as before
+        vectors=[{"key": "plain", "data": {"float32": [0.5] * 8}, "metadata": {"x": 1}}],
+    )
+    stored = _all_vectors(client, target)
+    assert set(stored) == {f"k{i}" for i in range(50)} | {"plain"}
+    for i in range(50):
+        assert np.array_equal(np.asarray(stored[f"k{i}"]["data"]["float32"], dtype=np.float32), vectors[i])
+        assert stored[f"k{i}"]["metadata"] == metadata
+    assert stored["plain"]["metadata"] == {"x": 1}
+
+
+class EventClient(FakeClient):
+    """A fake client with an event system, so that the writer sends it encoded vectors."""
+
+    class meta:
+        class events:
+            @staticmethod
+            def register(*args: Any, **kwargs: Any) -> None:
+                return None
+
+    def put_vectors(self, **params: Any) -> dict[str, Any]:
+        from loader import wire
+
+        vectors = params["vectors"]
+        assert isinstance(vectors, wire.EncodedVectors)
+        return super().put_vectors(**{**params, "vectors": [{"key": k} for k in vectors.keys]})
+
+
+def test_a_vector_that_is_not_finite_is_refused_before_sending() -> None:
+    from loader.writer import VectorRecord
+
+    client = EventClient()
+    with VectorWriter(client, TARGET, policy=FAST) as writer:
+        assert writer.encode
+        writer.put([VectorRecord("bad", [0.1, float("nan"), 0.2, 0.3], {})])
+        with pytest.raises(WriteError, match="NaN or infinite"):
+            writer.flush()
+    assert client.put_calls == []
+
+
+def test_records_may_carry_ndarray_rows_for_clients_without_wire() -> None:
+    import numpy as np
+
+    from loader.writer import VectorRecord
+
+    item = VectorRecord("k", np.arange(4, dtype=np.float32), {"a": 1}).request_item()
+    assert item["data"]["float32"] == [0.0, 1.0, 2.0, 3.0]
+    assert all(type(x) is float for x in item["data"]["float32"])  # botocore's json.dumps needs Python floats
+
+
+def test_encoding_happens_after_the_rate_limiter_admits_the_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Requests queued behind the limiter hold their records, not their encoded bodies (bounded memory)."""
+    from loader import wire
+
+    events: list[str] = []
+    original = wire.encode_vectors
+
+    class RecordingLimiter(RateLimiter):
+        def acquire(self, vectors: int) -> float:
+            events.append("acquire")
+            return super().acquire(vectors)
+
+    def encode(items: Any) -> Any:
+        events.append("encode")
+        return original(items)
+
+    monkeypatch.setattr(wire, "encode_vectors", encode)
+    client = EventClient()
+    with VectorWriter(client, TARGET, policy=FAST, limiter=RecordingLimiter(), encode=True, max_in_flight=1) as writer:
+        writer.put([_record(f"k{i}") for i in range(600)])
+        writer.flush()
+    assert events == ["acquire", "encode", "acquire", "encode"]
+
+
+def _throttled_write(tmp_path: Any, n: int, **endpoint: Any) -> tuple[Any, Any, Any, list[str]]:
+    import numpy as np
+
+    from loader.writer import VectorRecord
+    from s3vectors_local import LocalEndpoint
+
+    ep = LocalEndpoint(data_dir=tmp_path / "ep", **endpoint).start()
+    client, target = _local_client_and_index(ep, dimension=16)
+    vectors = np.random.default_rng(2).standard_normal((n, 16)).astype(np.float32)
+    keys = [f"doc-{i // 10}#{i % 10}" for i in range(n)]
+    stats = RetryStats()
+    policy = RetryPolicy(max_attempts=30, base_delay=0.02, max_delay=0.5)
+    with VectorWriter(client, target, max_in_flight=8, policy=policy, stats=stats) as writer:
+        for lo in range(0, n, 64):  # as the loader hands them over, one embedding batch at a time
+            part = range(lo, min(n, lo + 64))
+            writer.put([VectorRecord(keys[i], vectors[i], {"source": f"doc-{i // 10}"}) for i in part])
+        writer.flush()
+    stored = _all_vectors(ep.client(max_attempts=30), target)  # the endpoint's faults hit listing too
+    ep.stop()
+    return writer, stats, stored, keys
+
+
+def test_no_vector_is_lost_or_duplicated_under_aws_throttling_and_latency(tmp_path: Any) -> None:
+    writer, _, stored, keys = _throttled_write(tmp_path, 4000, throttle=True, latency_ms=20)
+    assert writer.written == 4000 and set(stored) == set(keys) and len(stored) == 4000
+
+
+def test_no_vector_is_lost_or_duplicated_when_requests_fail_and_are_retried(tmp_path: Any) -> None:
+    writer, stats, stored, keys = _throttled_write(tmp_path, 3000, fault_rate=0.3, fault_seed=11, latency_ms=5)
+    assert stats.retries > 0
+    assert writer.written == 3000 and set(stored) == set(keys) and len(stored) == 3000
+
+
+def test_default_limiter_keeps_half_a_second_in_reserve_and_halves_once_per_burst_of_429s() -> None:
+    from loader.writer import default_limiter
+
+    limiter = default_limiter()
+    assert limiter.max_vectors == 2500 and limiter.max_requests == 1000
+    clock = FakeClock()
+    limiter = RateLimiter(burst_seconds=0.5, throttle_cooldown=0.5, clock=clock, sleep=clock.sleep)
+    for _ in range(6):  # 3,000 vectors: 1,250 at once, 1,750 more at 2,500/s
+        limiter.acquire(500)
+    assert clock.now == pytest.approx(0.7, abs=0.01)
+    limiter.throttled()
+    limiter.throttled()  # the other requests in flight when the first 429 came: the same congestion
+    assert limiter.factor == 0.5
+    clock.now += 0.6
+    limiter.throttled()
+    assert limiter.factor == 0.25
+
+
+def test_encoded_bodies_are_signed_as_sent(tmp_path: Any) -> None:
+    """The body is replaced before SigV4 signing: an endpoint that verifies signatures accepts it."""
+    import boto3
+    import numpy as np
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+
+    from loader import wire
+    from s3vectors_local import LocalEndpoint
+
+    try:
+        ep = LocalEndpoint(tmp_path / "ep", credentials={"AKIDLOADERTEST": "secret-1"}).start()
+    except TypeError:
+        pytest.skip("this s3vectors_local cannot verify signatures")
+
+    def client(secret: str) -> Any:
+        return boto3.client("s3vectors", endpoint_url=ep.endpoint_url, region_name="us-east-1",
+                            aws_access_key_id="AKIDLOADERTEST", aws_secret_access_key=secret,
+                            config=Config(retries={"total_max_attempts": 1}))
+
+    try:
+        good = client("secret-1")
+        good.create_vector_bucket(vectorBucketName="sig-bucket")
+        good.create_index(vectorBucketName="sig-bucket", indexName="sig-index", dataType="float32", dimension=4,
+                          distanceMetric="cosine")
+        wire.install(good)
+        good.put_vectors(vectorBucketName="sig-bucket", indexName="sig-index",
+                         vectors=wire.encode_vectors([("k", np.ones(4, np.float32), {"t": "é"})]))
+        assert [v["key"] for v in good.list_vectors(vectorBucketName="sig-bucket", indexName="sig-index")["vectors"]] \
+            == ["k"]
+        bad = client("wrong")
+        wire.install(bad)
+        with pytest.raises(ClientError):
+            bad.put_vectors(vectorBucketName="sig-bucket", indexName="sig-index",
+                            vectors=wire.encode_vectors([("k2", np.ones(4, np.float32), {})]))
+    finally:
+        ep.stop()
+
+
+def test_the_heap_tuning_is_applied_once_and_never_fails() -> None:
+    from loader.writer import keep_large_buffers_out_of_the_heap
+
+    first = keep_large_buffers_out_of_the_heap()
+    assert isinstance(first, bool) and keep_large_buffers_out_of_the_heap() is first
+
+
+def test_a_partial_batch_is_sent_only_when_no_request_is_in_flight() -> None:
+    client = FakeClient(delay=0.3)
+    with VectorWriter(client, TARGET, max_in_flight=4, policy=FAST) as writer:
+        writer.put([_record(f"a{i}") for i in range(64)])
+        writer.send_if_idle()  # idle: sent now, 64 vectors
+        writer.put([_record(f"b{i}") for i in range(64)])
+        writer.send_if_idle()  # the first request is still in flight: kept for a fuller batch
+        writer.put([_record(f"c{i}") for i in range(500)])  # a full batch goes out anyway
+        writer.flush()
+    assert sorted(len(c) for c in client.put_calls) == [64, 64, 500]
+    assert sorted(c[0][0] for c in client.put_calls) == ["a", "b", "c"]  # b's went out with the full batch
+    assert sorted(k for c in client.put_calls for k in c) == sorted(
+        [f"a{i}" for i in range(64)] + [f"b{i}" for i in range(64)] + [f"c{i}" for i in range(500)])

@@ -22,7 +22,9 @@ from loader import cli  # noqa: E402
 from tests.loader.fakes import FakeEmbedder  # noqa: E402
 
 
-def _fake_embedder(model: str | None, *, device: str | None, batch_size: int) -> FakeEmbedder:
+def _fake_embedder(
+    model: str | None, *, device: str | None, batch_size: int, backend: str | None = None
+) -> FakeEmbedder:
     return FakeEmbedder(
         dimension=int(os.environ.get("FAKE_EMBEDDER_DIM", "384")),
         max_tokens=int(os.environ.get("FAKE_EMBEDDER_MAX_TOKENS", "256")),

@@ -194,7 +194,10 @@ def call_with_retries(
             result = fn(*args, **kwargs)
         except Exception as exc:
             attempt += 1
-            limit = policy.max_connection_attempts if isinstance(exc, _CONNECTION_ERRORS) else policy.max_attempts
+            # A refused or dropped connection means the endpoint is down: fail fast. A read timeout means
+            # it is alive but slow (and PutVectors/DeleteVectors are idempotent): retry as for a 503.
+            unreachable = isinstance(exc, _CONNECTION_ERRORS) and not isinstance(exc, ReadTimeoutError)
+            limit = policy.max_connection_attempts if unreachable else policy.max_attempts
             if not is_retryable(exc) or attempt >= limit:
                 raise
             if stats is not None:

@@ -52,7 +52,13 @@ sys.path.insert(0, str(ROOT))
 
 from loader.chunking import chunk_document  # noqa: E402
 from loader.documents import read_documents  # noqa: E402
-from loader.embedding import BACKENDS, CPU_DEFAULT_BACKEND, bundled_model_path, load_embedder  # noqa: E402
+from loader.embedding import (  # noqa: E402
+    BACKENDS,
+    CPU_DEFAULT_BACKEND,
+    ModelUnavailableError,
+    bundled_model_path,
+    load_embedder,
+)
 from loader.records import Document  # noqa: E402
 
 REFERENCE = "torch"
@@ -226,6 +232,12 @@ def variants(args: argparse.Namespace, cache_dir: Path, extra_cache: Path) -> li
         ]
         for name, description, kwargs in torch_variants:
             out.append(Variant(name, description, (lambda kw=kwargs: _torch_variant(**kw)), kept=False))
+        if args.extra != "all":
+            wanted = {name.strip() for name in args.extra.split(",") if name.strip()}
+            unknown = wanted - {v.name for v in out}
+            if unknown:
+                raise SystemExit(f"unknown variant(s) {sorted(unknown)}: see --extra's output for the names")
+            out = [v for v in out if v.kept or v.name in wanted]
     return out
 
 
@@ -275,7 +287,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"comma-separated loader backends (default: all: {','.join(BACKENDS)}); torch is "
         "always included, as the reference",
     )
-    parser.add_argument("--extra", action="store_true", help="also the variants tried and not kept (slower run)")
+    parser.add_argument(
+        "--extra",
+        nargs="?",
+        const="all",
+        default="",
+        metavar="NAMES",
+        help="also the variants tried and not kept (a slow run), or only those named "
+        "(comma-separated, e.g. onnx-int8/batch-512,onnx-int8/spinning)",
+    )
     parser.add_argument("--repeats", type=int, default=5, help="timed passes over the corpus (default 5)")
     parser.add_argument(
         "--batch-size", type=int, default=64, help="chunks per embed() call, as --batch-size of the loader (default 64)"
@@ -308,9 +328,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         extra_cache = Path(tmp)
         cache_dir = args.cache_dir
         runs = variants(args, cache_dir, extra_cache)
-        for v in runs:
+        failed: list[dict[str, Any]] = []
+        for v in list(runs):
             started = time.perf_counter()
-            v.embedder = v.make()
+            try:
+                v.embedder = v.make()
+            except ModelUnavailableError as error:  # e.g. an int8 recipe the export self-check rejects
+                if v.kept:
+                    raise
+                print(f"skipped {v.name}: {error}", file=sys.stderr, flush=True)
+                failed.append({"backend": v.name, "kept": False, "description": v.description, "error": str(error)})
+                runs.remove(v)
+                continue
             v.load_s = time.perf_counter() - started
             print(f"loaded {v.name:28s} in {v.load_s:6.1f} s", file=sys.stderr, flush=True)
         reference = runs[0]
@@ -414,6 +443,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "recommended_cpu_default": winner,
         "loader_cpu_default": CPU_DEFAULT_BACKEND,
         "results": results,
+        "rejected": failed,
     }
     report["corpus"]["tokens_mean"] = round(float(np.mean([reference.embedder.count_tokens(c) for c in chunks])), 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)

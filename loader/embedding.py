@@ -299,6 +299,12 @@ def _load_torch(
             f"model {model!r} is not available offline: pass the path of a local model directory, "
             "or a model name already in the Hugging Face cache (the loader never downloads models)"
         ) from error
+    if backend == "torch-bf16" and str(st_model.device) == "cpu":
+        from loader.onnx_backend import cpu_flags
+
+        if not cpu_flags() & {"avx512_bf16", "avx512bf16", "amx_bf16"}:
+            print("loader: warning: this CPU has no bfloat16 instructions (AVX512-BF16/AMX): torch-bf16 will be "
+                  "slow; --backend onnx-int8 is the fast one", file=sys.stderr)
     return SentenceTransformerEmbedder(st_model, model_name=name, batch_size=batch_size, backend=backend)
 
 

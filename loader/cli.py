@@ -54,6 +54,12 @@ examples:
   python -m loader data --dry-run          print the plan: new, changed, unchanged, deleted
   python -m loader docs/ --no-prune --json
   python -m loader data --assume-role      write with the stack's WriterRoleArn
+  python -m loader s3://corpus-bucket/docs/ --shard 3/8
+                                           load the 4th of 8 shards of an S3 prefix (streamed)
+
+Sharding: --shard I/N (I from 0, as AWS_BATCH_JOB_ARRAY_INDEX) reads, writes and prunes only the
+documents whose path hashes to shard I, so N runs of 0/N..N-1/N, in any order and on any machines,
+leave the index exactly as one run without --shard would, and any shard can be re-run safely.
 """
 
 QUERY_EPILOG = """\
@@ -134,7 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     load = sub.add_parser("load", help="embed DIR and sync it into the index (the default command)",
                           description="Embed the documents under DIR and sync them into the index.",
                           epilog=LOAD_EPILOG, formatter_class=fmt)
-    load.add_argument("dir", nargs="?", default="data", metavar="DIR", help="document folder (default: data)")
+    load.add_argument("dir", nargs="?", default="data", metavar="DIR",
+                      help="document folder, or an S3 prefix s3://bucket/prefix/ (default: data)")
     _target_options(load, suppress=True)
     _model_options(load)
     group = load.add_argument_group("loading")
@@ -149,6 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
           help="delete from the index the documents no longer in DIR (on by default; --no-prune keeps them)")
     _flag(group, "--dry-run", dest="dry_run", action="store_const", const=True,
           help="print the plan (new, changed, unchanged, deleted) without embedding or writing")
+    _flag(group, "--shard", dest="shard", metavar="I/N",
+          help="load only shard I of N (0 <= I < N) of the documents, e.g. 0/4 (see Sharding below)")
+    _flag(group, "--s3-endpoint-url", dest="s3_endpoint_url", metavar="URL",
+          help="read an s3:// source from this S3-compatible endpoint (e.g. MinIO); boto3's "
+          "AWS_ENDPOINT_URL_S3 works too")
 
     query = sub.add_parser("query", help="search the index", description="Search the index with a question.",
                            epilog=QUERY_EPILOG, formatter_class=fmt)
@@ -294,12 +306,29 @@ def _check_chunk_tokens(chunk_tokens: int | None, embedder: Any) -> None:
 
 
 # --- commands ---------------------------------------------------------------------------------
+def _source_client(options: Options, target: Target) -> Any:
+    """The S3 client that reads an s3:// source: the caller's own credentials, never the stack's writer
+    role (--assume-role), which may write vectors but not read the corpus."""
+    from loader import client as clients
+
+    session = clients.make_session(region=target.region, profile=options.profile,
+                                   local=clients.is_loopback(options.s3_endpoint_url))
+    return clients.s3_client(session, endpoint_url=options.s3_endpoint_url)
+
+
 def cmd_load(args: argparse.Namespace, options: Options) -> int:
     from loader.report import Progress
+    from loader.s3_source import is_s3_uri, parse_s3_uri
+    from loader.sharding import ALL, parse_shard
     from loader.sync import LoadSettings, load
 
     _positive(options, "chunk_tokens", "overlap_tokens", "batch_size", "max_in_flight")
+    shard = parse_shard(options.shard) if options.shard else ALL
+    from_s3 = is_s3_uri(args.dir)
+    if from_s3:
+        parse_s3_uri(args.dir)  # a malformed URI is a usage error before anything else happens
     target, client = resolve(options, role="writer")
+    s3 = _source_client(options, target) if from_s3 else None
     embedder = _embedder(options)
     _check_chunk_tokens(options.chunk_tokens, embedder)
     settings = LoadSettings(
@@ -315,7 +344,8 @@ def cmd_load(args: argparse.Namespace, options: Options) -> int:
     progress = Progress.for_terminal(quiet=bool(options.quiet))  # on stderr: --json output stays clean
     try:
         report = load(
-            Path(args.dir), client=client, target=target, embedder=embedder, settings=settings, progress=progress
+            args.dir if from_s3 else Path(args.dir), client=client, target=target, embedder=embedder,
+            settings=settings, progress=progress, shard=shard, s3=s3,
         )
     except IndexMismatchError as exc:
         if options.local:
@@ -449,7 +479,14 @@ def _describe_client_error(exc: Any) -> str:
     code, message = error.get("Code", "Error"), error.get("Message", str(exc))
     operation = getattr(exc, "operation_name", "request")
     hint = ""
-    if code in ("AccessDeniedException", "AccessDenied"):
+    if operation == "ListObjectsV2":  # the s3:// document source, read with the caller's own credentials
+        hint = (
+            " (reading an s3:// source needs s3:ListBucket on the bucket and s3:GetObject on the prefix, "
+            "with your own credentials: --assume-role applies to the index only)"
+            if code in ("AccessDenied", "AllAccessDisabled")
+            else ""
+        )
+    elif code in ("AccessDeniedException", "AccessDenied"):
         hint = (
             " (the credentials in use lack this permission; with --assume-role the loader uses the stack's "
             "writer/reader roles, which grant exactly what each command needs)"

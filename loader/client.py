@@ -88,6 +88,15 @@ def s3vectors_client(session: boto3.Session, *, endpoint_url: str | None, max_po
         ) from None
 
 
+def s3_client(session: boto3.Session, *, endpoint_url: str | None = None) -> Any:
+    """The client that reads an ``s3://`` document source (botocore retries these reads itself)."""
+    config = Config(retries={"mode": "standard", "max_attempts": 5}, user_agent_extra=USER_AGENT)
+    try:
+        return session.client("s3", endpoint_url=endpoint_url, config=config)
+    except NoRegionError:
+        raise LoaderError("no AWS region for S3: pass --region or set AWS_REGION") from None
+
+
 def cloudformation_client(session: boto3.Session) -> Any:
     try:
         return session.client("cloudformation", config=_CONTROL_PLANE)

@@ -47,6 +47,9 @@ SETTINGS: Mapping[str, Setting] = {
         Setting("local_dir", ("LOADER_LOCAL_DIR",), ".local-s3vectors"),
         Setting("template", ("LOADER_TEMPLATE",), f"cdk.out/{contract.DEFAULT_STACK_NAME}.template.json"),
         Setting("assume_role", ("LOADER_ASSUME_ROLE",), False, "bool"),
+        # Where to read (an s3:// source; boto3 also honours AWS_ENDPOINT_URL_S3 by itself).
+        Setting("s3_endpoint_url", ("LOADER_S3_ENDPOINT_URL",)),
+        Setting("shard", ("LOADER_SHARD",)),
         # What to embed and how.
         Setting("model", ("LOADER_MODEL",)),  # None: the bundled all-MiniLM-L6-v2 (loader.embedding)
         Setting("device", ("LOADER_DEVICE",)),

@@ -6,6 +6,9 @@ strongly consistent with writes" and can be split into up to 16 segments listed 
 (botocore model, ListVectors documentation; limits page: "Segment count for parallel listing ... Up
 to 16"). Vectors without the loader's ``source``/``content_hash`` metadata are someone else's: they
 are counted but never deleted.
+
+A sharded run (``--shard I/N``) keeps only its own documents' vectors in the state (the others are
+counted), so each of N workers holds 1/N of the index's sync state in memory.
 """
 
 from __future__ import annotations
@@ -20,8 +23,10 @@ from botocore.exceptions import ClientError
 
 from loader import contract
 from loader.errors import IndexMismatchError, LoaderError
+from loader.keys import key_digest, source_digest, vector_key
 from loader.outputs import Target
 from loader.retry import DEFAULT_POLICY, RetryPolicy, RetryStats, call_with_retries
+from loader.sharding import Shard
 
 T = TypeVar("T")
 
@@ -42,9 +47,11 @@ class IndexInfo:
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
-def describe_index(client: Any, target: Target, *, policy: RetryPolicy = DEFAULT_POLICY) -> IndexInfo:
+def describe_index(
+    client: Any, target: Target, *, policy: RetryPolicy = DEFAULT_POLICY, stats: RetryStats | None = None
+) -> IndexInfo:
     try:
-        response = call_with_retries(client.get_index, policy=policy, **target.index_ref())
+        response = call_with_retries(client.get_index, policy=policy, stats=stats, **target.index_ref())
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code")
         if code == "NotFoundException":
@@ -106,11 +113,15 @@ class StoredVector:
 
 @dataclass
 class IndexState:
-    """The loader's vectors in the index, by key and by source document."""
+    """The loader's vectors in the index, by key and by source document (only ``shard``'s own)."""
 
     by_key: dict[str, StoredVector] = field(default_factory=dict)
     by_source: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     foreign: int = 0  # vectors without the loader's metadata
+    other_shards: int = 0  # the loader's vectors of documents another shard owns (not kept)
+    shard: Shard | None = None
+    # Long paths: the path hash in their keys -> the ``source`` stored with them (maybe cut to 2 KB).
+    hashed_sources: dict[str, set[str]] = field(default_factory=dict)
 
     def add(self, key: str, metadata: dict[str, Any] | None) -> None:
         metadata = metadata or {}
@@ -119,6 +130,12 @@ class IndexState:
         if not isinstance(source, str) or not isinstance(content_hash, str):
             self.foreign += 1
             return
+        digest = key_digest(key)
+        if self.shard is not None and not self.shard.owns_digest(digest or source_digest(source)):
+            self.other_shards += 1
+            return
+        if digest is not None:
+            self.hashed_sources.setdefault(digest, set()).add(source)
         chunk = metadata.get(contract.CHUNK_METADATA_KEY)
         chunks = metadata.get(contract.CHUNK_COUNT_METADATA_KEY)
         self.by_key[key] = StoredVector(
@@ -130,9 +147,14 @@ class IndexState:
         )
         self.by_source[source].append(key)
 
+    def aliases(self, source: str) -> set[str]:
+        """Other ``source`` values stored for this document: a long path's, cut to fit the metadata limit."""
+        digest = key_digest(vector_key(source, 0))
+        return self.hashed_sources.get(digest, set()) - {source} if digest else set()
+
     @property
     def vectors(self) -> int:
-        return len(self.by_key) + self.foreign
+        return len(self.by_key) + self.foreign + self.other_shards
 
 
 def _list_segment(
@@ -207,9 +229,11 @@ def scan_index(
     segments: int = 4,
     policy: RetryPolicy = DEFAULT_POLICY,
     stats: RetryStats | None = None,
+    shard: Shard | None = None,
 ) -> IndexState:
-    """The loader's vectors in the index (ListVectors with metadata, which needs GetVectors permission)."""
-    state = IndexState()
+    """The loader's vectors in the index (ListVectors with metadata, which needs GetVectors permission);
+    with ``shard``, only the vectors of the documents that shard owns."""
+    state = IndexState(shard=shard if shard is not None and shard.count > 1 else None)
     for key, metadata in list_vectors(client, target, _compact, segments=segments, policy=policy, stats=stats):
         state.add(key, metadata)
     return state

@@ -26,6 +26,7 @@ SEPARATOR = "#"
 HASH_MARK = "~"
 ORDINAL_WIDTH = 4
 _HASHED = re.compile(r"~[0-9a-f]{16}$")
+_HASHED_KEY = re.compile(r"~([0-9a-f]{16})#[0-9]+$")
 
 
 def normalize_source(source: str) -> str:
@@ -66,3 +67,21 @@ def split_key(key: str) -> tuple[str, int] | None:
     if vector_key(source, int(ordinal)) != key:
         return None
     return source, int(ordinal)
+
+
+def source_digest(source: str) -> str:
+    """The first 16 hex digits of the path's SHA-256: the hash in a long path's keys, and the number
+    ``--shard`` divides (``loader.sharding``)."""
+    return hashlib.sha256(normalize_source(source).encode("utf-8")).hexdigest()[:16]
+
+
+def key_digest(key: str) -> str | None:
+    """The path hash carried by a long path's key (``<prefix>~<hash>#0003``), or None for a plain key.
+
+    A stored vector of a long path may have its ``source`` metadata cut to fit the 2 KB filterable
+    limit; the key's hash still identifies the full path it was made from.
+    """
+    match = _HASHED_KEY.search(key)
+    if match is None or split_key(key) is not None:
+        return None
+    return match[1]

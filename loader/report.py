@@ -36,6 +36,8 @@ class LoadReport:
     throttled: int = 0
     vectors_before: int = 0
     foreign_vectors: int = 0
+    other_shards_vectors: int = 0  # the loader's vectors of documents other shards own (left alone)
+    shard: str | None = None  # "I/N" for a sharded run
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
 
@@ -63,6 +65,7 @@ class LoadReport:
         return {
             "dry_run": self.dry_run,
             "root": self.root,
+            "shard": self.shard,
             "target": target_dict(self.target),
             "model": self.model,
             "documents": {
@@ -83,6 +86,7 @@ class LoadReport:
             "throttled": self.throttled,
             "index_vectors_before": self.vectors_before,
             "foreign_vectors": self.foreign_vectors,
+            "other_shards_vectors": self.other_shards_vectors,
             "seconds": round(self.seconds, 3),
             "chunks_per_second": round(self.chunks_per_second, 1),
             "warnings": self.warnings,
@@ -91,11 +95,12 @@ class LoadReport:
     def human(self) -> str:
         lines = []
         where = f"{self.target.bucket}/{self.target.index}"
+        shard = f" (shard {self.shard})" if self.shard else ""
         if self.dry_run:
-            lines.append(f"Dry run: nothing was embedded, written or deleted in {where}.")
+            lines.append(f"Dry run{shard}: nothing was embedded, written or deleted in {where}.")
         else:
             origin = f" ({self.target.origin})" if self.target.origin else ""
-            lines.append(f"Loaded {self.root} into {where}{origin}.")
+            lines.append(f"Loaded {self.root}{shard} into {where}{origin}.")
         lines.append(
             f"Documents: {self.documents_read} read, {len(self.skipped)} skipped; "
             + ", ".join(f"{self.count(a)} {a}" for a in ACTIONS)
@@ -124,6 +129,8 @@ class LoadReport:
             )
         if self.foreign_vectors:
             lines.append(f"Left alone: {self.foreign_vectors} vector(s) without the loader's metadata")
+        if self.other_shards_vectors:
+            lines.append(f"Left alone: {self.other_shards_vectors} vector(s) of documents other shards own")
         return "\n".join(lines)
 
 

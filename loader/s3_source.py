@@ -8,6 +8,7 @@ from a folder or from S3 gets the same vector keys.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -57,18 +58,25 @@ def read_s3_documents(
     strict: bool = False,
     shard: Shard = ALL,
     max_file_size: int = DEFAULT_MAX_FILE_SIZE,
+    on_listed: Callable[[str], None] | None = None,
+    unchanged: Callable[[str, str], bool] | None = None,
 ) -> Iterator[Document | Skipped]:
     """Every object under the prefix as a Document or Skipped, in key order; only ``shard``'s own.
 
-    ``s3`` is a boto3 S3 client. Objects of other shards are neither downloaded nor reported.
+    ``s3`` is a boto3 S3 client. Objects of other shards are neither downloaded nor reported, but each
+    listed document (of any shard) is passed to ``on_listed``. ``unchanged(source, sha256 of the
+    bytes)``, if given, spares parsing an object the index already holds: it comes back as a Document
+    with that hash and no text (see ``loader.sync``).
     """
     for key, size in _list(location, s3):
         source = key[len(location.prefix) :]
         if not source or source.endswith("/") or any(part.startswith(".") for part in source.split("/")):
             continue  # folder markers and hidden files, as for a local folder
+        if on_listed is not None:
+            on_listed(source)
         if not shard.owns(source):
             continue
-        result = _read_object(location, s3, key, source, size, max_file_size)
+        result = _read_object(location, s3, key, source, size, max_file_size, unchanged)
         if strict and isinstance(result, Skipped):
             raise DocumentError(result.path, result.reason)
         yield result
@@ -82,7 +90,13 @@ def _list(location: S3Location, s3: Any) -> Iterator[tuple[str, int]]:
 
 
 def _read_object(
-    location: S3Location, s3: Any, key: str, source: str, size: int, max_file_size: int
+    location: S3Location,
+    s3: Any,
+    key: str,
+    source: str,
+    size: int,
+    max_file_size: int,
+    unchanged: Callable[[str, str], bool] | None = None,
 ) -> Document | Skipped:
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -100,13 +114,8 @@ def _read_object(
         return Skipped(source, f"{UNREADABLE}: {code}")
     except BotoCoreError as error:
         return Skipped(source, f"{UNREADABLE}: {error}")
+    if unchanged is not None and data.strip() and len(data) <= max_file_size:
+        digest = hashlib.sha256(data).hexdigest()
+        if unchanged(source, digest):
+            return Document(source=source, title="", text="", content_hash=digest)
     return document_from_bytes(source, data, max_file_size=max_file_size)
-
-
-def s3_reader(location: S3Location, s3: Any, shard: Shard) -> Callable[..., Iterator[Document | Skipped]]:
-    """A ``read_documents``-shaped callable (root ignored) for the sync pipeline."""
-
-    def read(_root: Any = None, *, strict: bool = False, **_: Any) -> Iterator[Document | Skipped]:
-        return read_s3_documents(location, s3, strict=strict, shard=shard)
-
-    return read

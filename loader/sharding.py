@@ -1,18 +1,19 @@
 """``--shard I/N``: a deterministic 1/N of the documents, so N workers together load what one would.
 
-A document belongs to shard ``int(sha256(source)[:16], 16) % N``: the same on every machine and every
-run, independent of listing order or of which other documents exist, so re-running any one shard is
-safe. Pruning uses the same rule: a shard deletes only vectors whose ``source`` it owns, never another
-shard's.
+A document belongs to shard ``int(sha256(source)[:16], 16) % N`` (of the NFC-normalized path): the
+same on every machine and every run, independent of listing order or of which other documents exist,
+so re-running any one shard is safe. Pruning uses the same rule: a shard deletes only vectors of
+documents it owns, never another shard's (a long path's vectors carry that hash in their keys, so
+their owner is known even when their stored ``source`` was cut to fit the metadata limit).
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 
 from loader.errors import UsageError
+from loader.keys import source_digest
 
 _SHARD = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 
@@ -23,10 +24,12 @@ class Shard:
     count: int
 
     def owns(self, source: str) -> bool:
-        if self.count == 1:
-            return True
-        digest = hashlib.sha256(source.encode("utf-8")).hexdigest()
-        return int(digest[:16], 16) % self.count == self.index
+        return self.count == 1 or self.owns_digest(source_digest(source))
+
+    def owns_digest(self, digest: str) -> bool:
+        """Whether the path whose ``loader.keys.source_digest`` is ``digest`` is this shard's (a long
+        path's keys carry that digest even when its stored ``source`` metadata was cut)."""
+        return self.count == 1 or int(digest, 16) % self.count == self.index
 
     def __str__(self) -> str:
         return f"{self.index}/{self.count}"

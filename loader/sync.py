@@ -19,6 +19,11 @@ of the embedder; the calling thread embeds the longest pending chunks in batches
 embedded. The model is needed only if something must be embedded: an embedder that loads lazily
 (``loader.lazy``) is asked to start loading when the first new or changed document is found, so a
 run over an unchanged corpus never loads it.
+
+Sources: a local folder, or an S3 prefix (``s3://bucket/prefix/``, ``loader.s3_source``) streamed
+object by object. Sharding (``--shard I/N``, ``loader.sharding``): a run reads, writes and prunes
+only the documents its shard owns, and keeps only their vectors in its sync state, so N runs of the
+N shards, in any order, on any machines, leave the index exactly as one unsharded run would.
 """
 
 from __future__ import annotations
@@ -27,11 +32,12 @@ import hashlib
 import json
 import queue
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from loader.documents import EMPTY
 from loader.errors import LoaderError
 from loader.index import IndexInfo, IndexState, check_index, describe_index, scan_index
 from loader.keys import normalize_source, split_key, vector_key
@@ -41,6 +47,7 @@ from loader.pipeline import DONE, ChunkPool, DocWork, Reader, StageTimes, chunk_
 from loader.records import Chunk, Document, Embedder, Skipped
 from loader.report import LoadReport, Progress
 from loader.retry import DEFAULT_POLICY, RateLimiter, RetryPolicy, RetryStats
+from loader.sharding import ALL, Shard
 from loader.writer import VectorRecord, VectorWriter
 
 # Bump when the stored metadata layout changes: every document then counts as changed once.
@@ -153,7 +160,35 @@ def _default_readers() -> tuple[ReadDocuments, ChunkDocument]:
     return read_documents, chunk_document
 
 
-def _hash_first(root: Path, *, strict: bool, unchanged: Callable[[str, str], bool]) -> Iterable[Document | Skipped]:
+class Listing:
+    """Documents listed in the source, of every shard: a shard that owns none of them still knows that
+    the source is not empty (and may prune what it owns)."""
+
+    def __init__(self) -> None:
+        self.listed = 0
+
+    def saw(self, _source: str = "") -> None:
+        self.listed += 1
+
+
+def _owned(
+    items: Iterable[Document | Skipped], shard: Shard, listing: Listing, source_of: Callable[[str], str]
+) -> Iterator[Document | Skipped]:
+    """A reader's documents, only ``shard``'s (for readers that do not shard by themselves)."""
+    for item in items:
+        listing.saw()
+        if shard.owns(normalize_source(item.source) if isinstance(item, Document) else source_of(item.path)):
+            yield item
+
+
+def _hash_first(
+    root: Path,
+    *,
+    strict: bool,
+    unchanged: Callable[[str, str], bool],
+    shard: Shard = ALL,
+    listing: Listing | None = None,
+) -> Iterable[Document | Skipped]:
     """``loader.documents.read_documents``, except that a file whose bytes hash to what the index holds
     is not parsed: its text is not needed (nothing of it is embedded or written), and extraction
     (HTML, PDF, and importing their parsers) is most of a no-change run's reading time.
@@ -161,20 +196,23 @@ def _hash_first(root: Path, *, strict: bool, unchanged: Callable[[str, str], boo
     ``unchanged(source, sha256 of the bytes)`` decides. The same files, in the same order, with the
     same sources and hashes as ``read_documents``: the listing and, for every other file, the reading
     are ``loader.documents``' own. Falls back to ``read_documents`` if that module's layout changed.
+    Files of other shards are listed (counted in ``listing``) but not read.
     """
+    listing = listing if listing is not None else Listing()
     from loader import documents
 
     list_tree = getattr(documents, "_list_tree", None)
     read_file = getattr(documents, "_read_file", None)
     max_size = getattr(documents, "DEFAULT_MAX_FILE_SIZE", None)
-    if not (callable(list_tree) and callable(read_file) and isinstance(max_size, int)):
-        yield from documents.read_documents(root, strict=strict)
-        return
-    if not root.is_dir():  # read_documents raises the right error
-        yield from documents.read_documents(root, strict=strict)
+    if not (callable(list_tree) and callable(read_file) and isinstance(max_size, int)) or not root.is_dir():
+        # read_documents raises the right error for a missing folder
+        yield from _owned(documents.read_documents(root, strict=strict), shard, listing, lambda p: _relative(p, root))
         return
     for entry in list_tree(root):
+        listing.saw()
         path, source, reason = getattr(entry, "path", None), entry.source, getattr(entry, "reason", None)
+        if not shard.owns(source):
+            continue
         if reason is None and path is not None:
             try:
                 with open(path, "rb") as file:
@@ -195,7 +233,7 @@ def _hash_first(root: Path, *, strict: bool, unchanged: Callable[[str, str], boo
 
 
 def load(
-    root: Path,
+    root: Path | str,
     *,
     client: Any,
     target: Target,
@@ -207,15 +245,27 @@ def load(
     limiter: RateLimiter | None = None,
     policy: RetryPolicy = DEFAULT_POLICY,
     times: StageTimes | None = None,
+    shard: Shard = ALL,
+    s3: Any = None,
 ) -> LoadReport:
-    """Sync the documents under ``root`` into the target index; return what was done.
+    """Sync the documents under ``root`` (a folder, or ``s3://bucket/prefix/`` read with the boto3 S3
+    client ``s3``) into the target index; with ``shard``, only that shard's documents. Return what
+    was done.
 
     ``times``, if given, is filled with the seconds spent in each stage (``loader.pipeline.StageTimes``).
     """
+    from loader.s3_source import is_s3_uri, parse_s3_uri
+
     started = time.monotonic()
     times = times if times is not None else StageTimes()
-    if not root.is_dir():
-        raise LoaderError(f"document folder {root} not found (pass the folder to load, e.g. `python -m loader data`)")
+    location = parse_s3_uri(root) if isinstance(root, str) and is_s3_uri(root) else None
+    if location is not None and s3 is None:
+        raise LoaderError(f"{root}: an S3 source needs an S3 client")
+    folder = Path(root) if location is None else Path()
+    if location is None and not folder.is_dir():
+        raise LoaderError(
+            f"document folder {root} not found (pass a folder or s3://bucket/prefix/, e.g. `python -m loader data`)"
+        )
     hash_first = read_documents is None  # the default reader: unchanged files need not be parsed
     if read_documents is None or chunk_document is None:
         default_read, default_chunk = _default_readers()
@@ -223,16 +273,27 @@ def load(
         chunk_document = chunk_document or default_chunk
     progress = progress or Progress(enabled=False)
     stats = RetryStats()
-    report = LoadReport(root=str(root), target=target, model=model_name(embedder), dry_run=settings.dry_run)
+    label = str(location) if location is not None else str(root)
+    report = LoadReport(
+        root=label,
+        target=target,
+        model=model_name(embedder),
+        dry_run=settings.dry_run,
+        shard=str(shard) if shard.count > 1 else None,
+    )
 
     with times.timing("index"):
-        info: IndexInfo = describe_index(client, target, policy=policy)
+        info: IndexInfo = describe_index(client, target, policy=policy, stats=stats)
         check_index(info, dimension=embedder.dimension, model=model_name(embedder))
         report.index_metric = info.distance_metric
         progress.status("listing the index")
-        state = scan_index(client, target, segments=settings.list_segments, policy=policy, stats=stats)
+        state = scan_index(client, target, segments=settings.list_segments, policy=policy, stats=stats, shard=shard)
     report.vectors_before = state.vectors
     report.foreign_vectors = state.foreign
+    report.other_shards_vectors = state.other_shards
+
+    def source_of(path: str) -> str:  # a Skipped's path as a source
+        return normalize_source(path) if location is not None else _relative(path, folder)
 
     fingerprint = settings_fingerprint(embedder, settings)
     chunk_budget = settings.chunk_tokens or embedder.max_tokens
@@ -258,14 +319,28 @@ def load(
                 )
         return chunks, warnings
 
-    if hash_first:
+    def is_unchanged(source: str, digest: str) -> bool:
+        return classify(normalize_source(source), stored_hash(digest, fingerprint), state)[0] == "unchanged"
 
-        def is_unchanged(source: str, digest: str) -> bool:
-            return classify(normalize_source(source), stored_hash(digest, fingerprint), state)[0] == "unchanged"
+    listing = Listing()
+    documents: Iterable[Document | Skipped]
+    if location is not None:
+        from loader.s3_source import read_s3_documents
 
-        documents = _hash_first(root, strict=settings.strict, unchanged=is_unchanged)
+        documents = read_s3_documents(
+            location,
+            s3,
+            strict=settings.strict,
+            shard=shard,
+            on_listed=listing.saw,
+            unchanged=is_unchanged if hash_first else None,
+        )
+        if not hash_first:
+            raise LoaderError("an S3 source is read by loader.s3_source; a custom read_documents cannot be used")
+    elif hash_first:
+        documents = _hash_first(folder, strict=settings.strict, unchanged=is_unchanged, shard=shard, listing=listing)
     else:
-        documents = read_documents(root, strict=settings.strict)
+        documents = _owned(read_documents(folder, strict=settings.strict), shard, listing, source_of)
     prefetch = getattr(embedder, "prefetch", None)
     reader = Reader(
         documents,
@@ -277,6 +352,7 @@ def load(
     kept = CurrentKeys()  # keys that are current after this run (never deleted)
     stale: list[str] = []  # keys of seen documents past their current chunk count
     seen: set[str] = set()
+    claimed: set[str] = set()  # stored sources of seen documents (a long path's may be cut)
     skipped_sources: set[str] = set()
 
     writer = VectorWriter(
@@ -300,7 +376,10 @@ def load(
             raise item
         if isinstance(item, Skipped):
             report.skipped.append((item.path, item.reason))
-            skipped_sources.add(_relative(item.path, root))
+            if not item.reason.startswith(EMPTY):
+                # Unreadable now (maybe for a moment): its vectors stay. An empty file is the document
+                # emptied on purpose; like one with no text, its vectors are removed.
+                skipped_sources.add(source_of(item.path))
             return
         work: DocWork = item
         if work.source in seen:
@@ -312,7 +391,9 @@ def load(
         report.warn_all(work.source, work.warnings)
         expected = {vector_key(work.source, i) for i in range(work.chunk_count)}
         kept.add(work.source, work.chunk_count)
-        stale.extend(k for k in state.by_source.get(work.source, ()) if k not in expected)
+        for stored_source in {work.source, *state.aliases(work.source)}:
+            claimed.add(stored_source)
+            stale.extend(k for k in state.by_source.get(stored_source, ()) if k not in expected)
         report.record(work.action, work.source, work.chunk_count)
         if work.action == "unchanged" or settings.dry_run:
             return
@@ -371,7 +452,7 @@ def load(
             writer.flush()  # every write has succeeded before anything is deleted
             times.write = writer.busy_seconds
 
-            deletions = _deletions(state, seen, skipped_sources, stale, kept, settings, report)
+            deletions = _deletions(state, claimed, skipped_sources, stale, kept, settings, report, listing.listed)
             report.vectors_stale = len(deletions)
             if deletions and not settings.dry_run:
                 progress.status("deleting stale vectors")
@@ -400,12 +481,18 @@ def _deletions(
     kept: CurrentKeys,
     settings: LoadSettings,
     report: LoadReport,
+    listed: int,
 ) -> list[str]:
-    """Stale keys of seen documents, plus (with prune) every key of documents that left the folder."""
+    """Stale keys of seen documents, plus (with prune) every key of documents that left the folder.
+
+    The state holds only this shard's documents, so a shard prunes only what it owns."""
     keys = list(stale)
     gone = sorted(s for s in state.by_source if s not in seen and s not in skipped_sources)
     if gone and settings.prune:
-        if not seen and not settings.prune_explicit:
+        # A folder that yields nothing is more likely a wrong path or a failed mount than a corpus
+        # deleted on purpose; a shard may own nothing of a non-empty source, though.
+        nothing_there = not seen and (report.shard is None or listed == 0)
+        if nothing_there and not settings.prune_explicit:
             report.warnings.append(
                 f"no document was read from {report.root}; not pruning the {len(gone)} document(s) in the index "
                 "(pass --prune to empty it on purpose)"
@@ -435,6 +522,8 @@ def delete_source(
     source = source[2:] if source.startswith("./") else source
     state = scan_index(client, target, segments=list_segments, policy=policy)
     keys = list(state.by_source.get(source, []))
+    for alias in state.aliases(source):  # a long path's vectors, whose stored source was cut
+        keys += state.by_source[alias]
     keys += [k for k in state.by_key if k not in keys and (split_key(k) or ("", 0))[0] == source]
     if not keys:
         import difflib

@@ -22,6 +22,7 @@ from typing import Any
 from loader.outputs import Target
 from loader.report import LoadReport
 from loader.retry import RetryPolicy
+from loader.sharding import ALL, Shard
 from loader.sync import LoadSettings, load
 from tests.loader.fakes import FakeEmbedder
 from tests.loader.support import create_index, loader_client
@@ -108,7 +109,7 @@ def new_index(client: Any, bucket: str, index: str = "docs") -> Target:
     return create_index(client, dimension=DIM, bucket=bucket, index=index)
 
 
-def run_load(root: Path, client: Any, target: Target, **settings: Any) -> LoadReport:
+def run_load(root: Path, client: Any, target: Target, *, shard: Shard = ALL, **settings: Any) -> LoadReport:
     return load(
         root,
         client=client,
@@ -116,6 +117,7 @@ def run_load(root: Path, client: Any, target: Target, **settings: Any) -> LoadRe
         embedder=embedder(),
         settings=LoadSettings(**{**SETTINGS, **settings}),
         policy=FAST,
+        shard=shard,
     )
 
 

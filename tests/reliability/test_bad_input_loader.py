@@ -139,6 +139,20 @@ def test_empty_files_are_skipped(loaded: Loaded) -> None:
     _tried("empty files (0 bytes, whitespace, front matter only)", "skipped: empty; index unchanged")
 
 
+def test_a_loaded_document_emptied_on_disk_loses_its_vectors(loaded: Loaded) -> None:
+    """Emptying a file removes its text, as deleting it would: its vectors go (an unreadable file's stay)."""
+    emptied = next(p for p in sorted(loaded.corpus.rglob("*.md")))
+    source = emptied.relative_to(loaded.corpus).as_posix()
+    stored = [k for k in loaded.before if k.startswith(source + "#")]
+    emptied.write_bytes(b"")
+    report = loaded.load()
+    assert _reasons(report)[source] == "empty"
+    assert report.plan["deleted"] == [(source, len(stored))] and report.vectors_deleted == len(stored)
+    now = snapshot(loaded.client, loaded.target)
+    assert set(now) == set(loaded.before) - set(stored)
+    assert all(now[k] == loaded.before[k] for k in now)
+
+
 def _words(n_bytes: int, *, newlines: bool) -> str:
     vocab = [f"term{i}" for i in range(3000)]
     out, size, i = [], 0, 0
@@ -217,18 +231,32 @@ def test_a_path_whose_key_would_exceed_1024_bytes(loaded: Loaded) -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="loader/sync.py _deletions(): a document whose source metadata was cut "
-    "(path over ~1,700 bytes) is listed as 'deleted' in every re-run's plan although nothing is "
-    "deleted (reported to the lead)",
-)
-def test_a_long_path_document_is_not_reported_deleted_on_rerun(loaded: Loaded) -> None:
+def test_a_long_path_document_is_tracked_although_its_source_metadata_was_cut(loaded: Loaded) -> None:
+    """The stored ``source`` of a ~2,400-byte path is cut to fit 2 KB; its keys carry the full path's
+    hash, which ties the vectors back to the file: a re-run neither reports it deleted nor re-writes
+    it, an edit replaces it, ``delete --source`` finds it, and removing the file prunes it."""
+    from loader.sync import delete_source
+
     deep = _long_dir(loaded.corpus, 2400)
-    (deep / "deep.md").write_text("# Deep\n\nA policy stored very deep in the tree.\n")
+    document = deep / "deep.md"
+    document.write_text("# Deep\n\nA policy stored very deep in the tree.\n")
     loaded.load()
     again = loaded.load()
-    assert again.plan["deleted"] == []
+    assert again.plan["deleted"] == [] and again.count("unchanged") == 6
+    document.write_text("# Deep\n\nAn edited policy.\n\n" + "More words about the policy. " * 300)
+    edited = loaded.load()
+    assert edited.count("changed") == 1 and edited.plan["deleted"] == []
+    chunks = edited.plan["changed"][0][1]
+    document.write_text("# Deep\n\nShort again.\n")
+    shorter = loaded.load()
+    assert shorter.vectors_deleted == chunks - 1  # the surplus chunks of the cut-source document
+    source = document.relative_to(loaded.corpus).as_posix()
+    assert delete_source(loaded.client, loaded.target, source) == 1
+    loaded.load()
+    document.unlink()
+    gone = loaded.load()
+    assert [n for _, n in gone.plan["deleted"]] == [1] and gone.vectors_deleted == 1
+    loaded.assert_untouched()
 
 
 def test_unicode_file_names(loaded: Loaded) -> None:

@@ -142,7 +142,7 @@ def test_load_survives_lost_responses_and_timeouts(tmp_path: Path) -> None:
     record(
         "faults",
         trial="v1->v2 sync: 10% 429/503, 10% lost responses (and 2 fixed), 10% spikes of 900 ms (and 1 fixed); "
-                 "client timeout 400 ms",
+        "client timeout 400 ms",
         vectors=len(clean),
         faults_injected=faults.total(),
         lost_responses=after,
@@ -153,16 +153,11 @@ def test_load_survives_lost_responses_and_timeouts(tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="loader/sync.py calls describe_index() without the run's RetryStats, so "
-    "retries of GetIndex are missing from the summary's retry count (reported to the lead)",
-)
 def test_retries_of_get_index_are_counted(tmp_path: Path) -> None:
     corpus = write_corpus(tmp_path / "corpus", 1, docs=2)
     with LocalEndpoint(tmp_path / "ep") as ep:
         client = client_for(ep.endpoint_url)
-        target = new_index(client, "b")
+        target = new_index(client, "get-index-retries")
         with CallHook(ep.service, "GetIndex", 1, "before", lambda: None):  # answers 503 once; the retry works
             report = run_load(corpus, client, target)
     assert report.retries == 1

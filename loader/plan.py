@@ -35,13 +35,19 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Iterator, Mapping
+import random
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from loader import contract, pricing
 from loader.records import Document, Skipped
+
+if TYPE_CHECKING:
+    from loader.s3_source import S3Location
 
 # --- assumptions -----------------------------------------------------------------------------------
 TOKENS_PER_WORD = 1.3
@@ -136,7 +142,7 @@ class CorpusEstimate(_Dict):
     chunks: int
     vectors: int
     tokens_per_chunk: float
-    chunks_measured: bool  # counted by the chunker (folder scan) rather than estimated
+    chunks_measured: bool  # counted by the chunker (folder or S3 scan, maybe a sample) rather than estimated
 
 
 @dataclass(frozen=True)
@@ -212,6 +218,7 @@ class Plan(_Dict):
     assumptions: dict[str, Any]
     prices: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
+    scan: CorpusScan | None = None  # what was measured (a folder, an S3 prefix or a sample of it), if anything
 
 
 # --- the arithmetic --------------------------------------------------------------------------------
@@ -541,7 +548,11 @@ def _walk(
 # --- scanning a folder -----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class CorpusScan(_Dict):
-    """A folder as the loader would see it: documents, words, and the chunks it would make."""
+    """A folder (or S3 prefix) as the loader would see it: documents, words, and the chunks it would make.
+
+    An S3 scan also says how much was listed and how much read; when only a sample was read
+    (``sampled``), the counts above are extrapolated from it (see :func:`scan_s3`).
+    """
 
     documents: int
     skipped: int
@@ -552,6 +563,11 @@ class CorpusScan(_Dict):
     text_bytes: int  # total UTF-8 bytes of the chunk texts
     filterable_metadata_bytes: int  # total, compact JSON of the filterable metadata
     key_bytes: int  # total
+    objects_listed: int | None = None  # S3: objects under the prefix (folder markers and hidden keys excluded)
+    bytes_listed: int | None = None
+    objects_read: int | None = None  # S3: objects downloaded and scanned
+    bytes_read: int | None = None
+    sampled: bool = False  # objects_read is a sample of the readable objects: the figures are extrapolated
 
     @property
     def avg_words(self) -> float:
@@ -638,11 +654,173 @@ def scan_directory(
     return scan_documents(read_documents(Path(root)), chunk_tokens=chunk_tokens, overlap=overlap)
 
 
+# --- scanning an S3 prefix -----------------------------------------------------------------------
+DEFAULT_SAMPLE = 1_000  # objects of an S3 prefix read by default; the rest are only listed
+READ_AHEAD = 8  # concurrent GetObject requests (under botocore's default pool of 10 connections)
+# Extrapolated by the bytes of the readable objects (a 10 MB document holds more words than a 1 KB one);
+# documents and skipped are extrapolated by the number of objects.
+_SIZE_FIELDS = ("words", "tokens", "chunks", "chunk_tokens", "text_bytes", "filterable_metadata_bytes", "key_bytes")
+# A sample that fails on every object with one of these is a permissions problem, not a corpus property.
+_DENIED = frozenset({"AccessDenied", "Forbidden", "403"})
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+class _S3Object(NamedTuple):
+    key: str
+    source: str
+    size: int
+
+
+@dataclass
+class _Listing:
+    """Running totals of a listing, and of the objects chosen for reading."""
+
+    max_file_size: int
+    objects: int = 0
+    object_bytes: int = 0
+    readable: int = 0
+    readable_bytes: int = 0
+    unread_skipped: int = 0  # skipped on name or size alone, as _read_object would skip them
+    read: int = 0
+    read_bytes: int = 0
+
+    def add(self, obj: _S3Object) -> bool:
+        """Count ``obj``; True if it must be downloaded to know what the loader would make of it."""
+        from loader.documents import SUPPORTED_SUFFIXES
+
+        self.objects += 1
+        self.object_bytes += obj.size
+        supported = obj.source.lower().endswith(tuple(SUPPORTED_SUFFIXES))
+        if not supported or obj.size == 0 or obj.size > self.max_file_size:
+            self.unread_skipped += 1
+            return False
+        self.readable += 1
+        self.readable_bytes += obj.size
+        return True
+
+    def chosen(self, objects: Iterable[_S3Object]) -> Iterator[_S3Object]:
+        for obj in objects:
+            self.read += 1
+            self.read_bytes += obj.size
+            yield obj
+
+
+def scan_s3(
+    location: S3Location,
+    s3: Any,
+    *,
+    sample: int = DEFAULT_SAMPLE,
+    seed: int = 0,
+    chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
+    overlap: int = DEFAULT_OVERLAP,
+    max_file_size: int | None = None,
+    embedder: Any | None = None,
+) -> CorpusScan:
+    """:func:`scan_documents` over an S3 prefix (``loader.s3_source.S3Location``), as ``load s3://...`` reads it.
+
+    Every object is listed and counted; of those the loader would download, a uniform random sample of
+    ``sample`` (seeded: the same listing gives the same sample) is read and scanned, and the figures are
+    extrapolated to the whole prefix. ``sample=0`` reads every object; so does a prefix of ``sample``
+    objects or fewer, and then the figures are exact. Memory holds the sample's keys, never the listing.
+    """
+    from loader.documents import DEFAULT_MAX_FILE_SIZE
+    from loader.s3_source import _read_object
+
+    listing = _Listing(DEFAULT_MAX_FILE_SIZE if max_file_size is None else max_file_size)
+    readable: Iterable[_S3Object] = (obj for obj in _listed(location, s3) if listing.add(obj))
+    if sample > 0:
+        readable = sorted(_reservoir(readable, sample, random.Random(seed)))  # read in key order, as a load does
+
+    def read(obj: _S3Object) -> Document | Skipped:
+        return _read_object(location, s3, obj.key, obj.source, obj.size, listing.max_file_size)
+
+    items = _read_ahead(read, listing.chosen(readable), READ_AHEAD)
+    scan = scan_documents(
+        _refuse_if_denied(items, location), chunk_tokens=chunk_tokens, overlap=overlap, embedder=embedder
+    )
+    return _extrapolate(scan, listing)
+
+
+def _listed(location: S3Location, s3: Any) -> Iterator[_S3Object]:
+    """The objects ``read_s3_documents`` would consider: no folder markers, no hidden files or folders."""
+    from loader.s3_source import _list
+
+    for key, size in _list(location, s3):
+        source = key[len(location.prefix) :]
+        if not source or source.endswith("/") or any(part.startswith(".") for part in source.split("/")):
+            continue
+        yield _S3Object(key, source, size)
+
+
+def _reservoir(items: Iterable[_T], size: int, rng: random.Random) -> list[_T]:
+    """A uniform sample of ``size`` items (all of them if fewer) in one pass (Algorithm R)."""
+    sample: list[_T] = []
+    for seen, item in enumerate(items, 1):
+        if len(sample) < size:
+            sample.append(item)
+        else:
+            slot = rng.randrange(seen)
+            if slot < size:
+                sample[slot] = item
+    return sample
+
+
+def _read_ahead(read: Callable[[_T], _R], items: Iterable[_T], workers: int) -> Iterator[_R]:
+    """``map(read, items)`` in order, ``workers`` at a time: GetObject latency, not bandwidth, bounds a
+    sample's reading. At most 2 x ``workers`` results wait, so memory stays bounded however many are read."""
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="plan-read") as pool:
+        pending: deque[Future[_R]] = deque()
+        for item in items:
+            pending.append(pool.submit(read, item))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def _refuse_if_denied(items: Iterable[Document | Skipped], location: S3Location) -> Iterator[Document | Skipped]:
+    """Pass ``items`` through, but fail if every object read was denied: a plan of "0 documents" would
+    hide that the credentials may list the prefix but not read it."""
+    from loader.documents import UNREADABLE
+    from loader.errors import LoaderError
+
+    read = denied = 0
+    for item in items:
+        read += 1
+        if isinstance(item, Skipped) and item.reason.removeprefix(f"{UNREADABLE}: ") in _DENIED:
+            denied += 1
+        yield item
+    if read and denied == read:
+        raise LoaderError(
+            f"cannot read the objects under {location}: access denied on all {read} read; the credentials "
+            "in use need s3:GetObject there (and kms:Decrypt for SSE-KMS objects); choose others with --profile"
+        )
+
+
+def _extrapolate(scan: CorpusScan, listing: _Listing) -> CorpusScan:
+    sampled = listing.read < listing.readable
+    by_objects = listing.readable / listing.read if sampled else 1.0
+    by_bytes = listing.readable_bytes / listing.read_bytes if sampled and listing.read_bytes else by_objects
+    return replace(
+        scan,
+        documents=round(scan.documents * by_objects),
+        skipped=round(scan.skipped * by_objects) + listing.unread_skipped,
+        **{name: round(getattr(scan, name) * by_bytes) for name in _SIZE_FIELDS},
+        objects_listed=listing.objects,
+        bytes_listed=listing.object_bytes,
+        objects_read=listing.read,
+        bytes_read=listing.read_bytes,
+        sampled=sampled,
+    )
+
+
 def plan_scan(scan: CorpusScan, **kwargs: Any) -> Plan:
     """:func:`plan` with the counted chunks and measured metadata sizes of a scan."""
     per_chunk_text = scan.per_vector(scan.text_bytes)
     filterable = scan.per_vector(scan.filterable_metadata_bytes)
-    return plan(
+    result = plan(
         scan.documents,
         scan.avg_words,
         chunks=scan.chunks,
@@ -654,6 +832,7 @@ def plan_scan(scan: CorpusScan, **kwargs: Any) -> Plan:
         else None,
         **kwargs,
     )
+    return replace(result, scan=scan)
 
 
 # --- for people ------------------------------------------------------------------------------------
@@ -679,15 +858,42 @@ def _hours(value: float) -> str:
     return f"{value:,.1f} h"
 
 
+def _bytes(value: float) -> str:
+    for unit, scale in (("TB", pricing.TB), ("GB", pricing.GB), ("MB", 2**20), ("KB", 2**10)):
+        if value >= scale:
+            return f"{value / scale:,.1f} {unit}"
+    return f"{value:,.0f} B"
+
+
+def _chunks_origin(result: Plan) -> str:
+    if not result.corpus.chunks_measured:
+        return f"estimated, {TOKENS_PER_WORD} tokens/word"
+    if result.scan is not None and result.scan.sampled:
+        return "counted in a sample, extrapolated"
+    return "counted by the chunker"
+
+
+def _scan_lines(scan: CorpusScan | None) -> list[str]:
+    if scan is None or scan.objects_listed is None:
+        return []  # a folder, read in full
+    listed, read = f"{scan.objects_listed:,} objects ({_bytes(scan.bytes_listed or 0)})", scan.objects_read or 0
+    if scan.sampled:
+        return [f"  estimated from a sample of {read:,} of {listed}; {_bytes(scan.bytes_read or 0)} read"]
+    unread = scan.objects_listed - read
+    return [
+        f"  read in full           {listed}: {read:,} downloaded"
+        + (f", {unread:,} skipped by type or size" if unread else "")
+    ]
+
+
 def format_plan(result: Plan) -> str:
     """A human-readable plan (what ``python -m loader plan`` prints without ``--json``)."""
     c, s, p, q, t = result.corpus, result.storage, result.put, result.query, result.time
     lines = [
         "Corpus",
         f"  documents              {c.documents:,} x {_n(c.avg_words)} words",
-        f"  chunks = vectors       {c.vectors:,}"
-        + (" (counted by the chunker)" if c.chunks_measured else f" (estimated, {TOKENS_PER_WORD} tokens/word)")
-        + f", {_n(c.tokens_per_chunk)} tokens each",
+        f"  chunks = vectors       {c.vectors:,} ({_chunks_origin(result)}), {_n(c.tokens_per_chunk)} tokens each",
+        *_scan_lines(result.scan),
         "Storage (S3 Vectors, logical)",
         f"  per vector             {_n(s.bytes_per_vector)} B = {s.vector_bytes} vector + {_n(s.key_bytes)} key"
         f" + {_n(s.metadata_bytes)} metadata ({_n(s.filterable_metadata_bytes)} filterable + text)",

@@ -348,6 +348,8 @@ def test_scan_counts_exactly_what_the_chunker_makes() -> None:
     assert scan.key_bytes > 0 and scan.filterable_metadata_bytes > 0
     p = plan_scan(scan, **RATES)
     assert p.corpus.chunks_measured and p.corpus.vectors == scan.chunks
+    assert p.scan == scan and not scan.sampled and scan.objects_listed is None  # a folder: read in full
+    assert "(counted by the chunker)" in format_plan(p)
     assert p.storage.key_bytes == pytest.approx(scan.key_bytes / scan.chunks)
     assert p.storage.metadata_bytes == pytest.approx(
         (scan.filterable_metadata_bytes + scan.text_bytes) / scan.chunks + 10
@@ -381,7 +383,9 @@ def test_json_shape() -> None:
         "assumptions",
         "prices",
         "warnings",
+        "scan",
     }
+    assert d["scan"] is None  # nothing was measured: --docs and --avg-words
     assert set(d["corpus"]) == {
         "documents",
         "avg_words",

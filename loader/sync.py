@@ -387,6 +387,11 @@ def load(
             report.skipped.append((work.document.source, reason))
             return
         seen.add(work.source)
+        if work.action == "new" and work.chunk_count == 0:
+            # Nothing stored and nothing to store (e.g. headings only): an empty document, as a skip, so
+            # that it is not reported as "new" on every run.
+            report.skipped.append((work.document.source, f"{EMPTY} (no text to embed)"))
+            return
         report.documents_read += 1
         report.warn_all(work.source, work.warnings)
         expected = {vector_key(work.source, i) for i in range(work.chunk_count)}

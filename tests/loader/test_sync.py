@@ -170,6 +170,23 @@ def test_an_empty_folder_does_not_empty_the_index_unless_prune_is_explicit(env: 
     assert report.vectors_deleted == 10 and stored(env["client"], env["target"]) == {}
 
 
+def test_a_document_without_text_is_an_empty_skip_until_it_has_text(env: dict[str, Any]) -> None:
+    """Nothing to embed and nothing stored: reported as skipped (empty), not as "new" on every run; once
+    it has text it is new, and when its text goes again its vectors go too."""
+    doc = env["root"] / "blank.md"
+    doc.write_text("\n")  # simple_chunk makes no chunk of it
+    for _ in range(2):
+        report = run(env)
+        assert ("blank.md", "empty (no text to embed)") in report.skipped
+        assert "blank.md" not in {s for s, _ in report.plan["new"]} and not report.warnings
+    doc.write_text(paragraphs(2, "blank"))
+    assert ("blank.md", 2) in run(env).plan["new"]
+    doc.write_text("\n")
+    emptied = run(env)
+    assert emptied.plan["changed"] == [("blank.md", 0)] and emptied.vectors_deleted == 2
+    assert keys_of(stored(env["client"], env["target"]), "blank.md") == []
+
+
 def test_dry_run_reports_the_plan_and_writes_nothing(env: dict[str, Any]) -> None:
     run(env)
     (env["root"] / "bags/fees.md").write_text(paragraphs(1, "fees"))

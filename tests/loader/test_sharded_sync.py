@@ -20,6 +20,7 @@ import pytest
 from loader.keys import vector_key
 from loader.sharding import Shard
 from s3vectors_local import LocalEndpoint
+from tests.conftest import upload_folder
 from tests.reliability.support import (
     CLI_LOAD_FLAGS,
     CallHook,
@@ -184,31 +185,6 @@ def test_a_killed_shard_converges_when_run_again(endpoint: LocalEndpoint, corpor
     assert hashes(final) == hashes(snapshot(client, clean)) and final == snapshot(client, clean)
 
 
-@pytest.fixture
-def s3_server() -> Iterator[str]:
-    """moto's S3 as a real HTTP server (its in-process mock would also intercept the S3 Vectors calls)."""
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
-def _upload(s3_url: str, root: Path, bucket: str, prefix: str) -> None:
-    import boto3
-
-    s3 = boto3.client(
-        "s3", endpoint_url=s3_url, region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test"
-    )
-    s3.create_bucket(Bucket=bucket)
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        s3.put_object(Bucket=bucket, Key=prefix + path.relative_to(root).as_posix(), Body=path.read_bytes())
-
-
 def test_an_s3_prefix_loads_in_shards_like_the_same_folder(
     endpoint: LocalEndpoint, tmp_path: Path, s3_server: str, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
@@ -238,7 +214,7 @@ def test_an_s3_prefix_loads_in_shards_like_the_same_folder(
         return dict(json.loads(out))
 
     for version, corpus in (("v1", v1), ("v2", v2)):
-        _upload(s3_server, corpus, "corpus-docs", f"{version}/")
+        upload_folder(s3_server, corpus, "corpus-docs", f"{version}/")
         cli_load(str(corpus), folder_target)
         summaries = [cli_load(f"s3://corpus-docs/{version}", s3_target, "--shard", f"{i}/3") for i in range(3)]
         assert [s["root"] for s in summaries] == [f"s3://corpus-docs/{version}/"] * 3

@@ -688,3 +688,58 @@ def test_entrypoint_loads_with_the_job_environment_like_the_image(s3vectors_endp
     )
     assert run.returncode == 0, run.stderr[-3000:]
     assert {m["source"] for m in stored(client, target).values()} == {"pets.md", "bags.md"}
+
+
+@pytest.mark.slow
+def test_entrypoint_array_children_load_their_shards_of_an_s3_prefix(
+    s3vectors_endpoint: Any, s3_server: str, tmp_path: Path
+) -> None:
+    """As in Batch: SOURCE=s3://..., and each child of an array job of size 2 (AWS_BATCH_JOB_ARRAY_INDEX)
+    loads its shard, streamed from S3 (moto's server, via boto3's AWS_ENDPOINT_URL_S3), with the real
+    model; together they load every document, each exactly once."""
+    from tests.conftest import upload_folder
+
+    client = loader_client(s3vectors_endpoint.endpoint_url)
+    target = create_index(client)
+    corpus = tmp_path / "corpus"
+    for name, text in {
+        "pets/cats.md": "# Cats\n\nSmall cats may travel in the cabin in a soft carrier.\n",
+        "pets/dogs.md": "# Dogs\n\nLarge dogs travel in the hold in an approved crate.\n",
+        "bags/cabin.md": "# Cabin bags\n\nOne cabin bag of up to 8 kg is included in every fare.\n",
+        "bags/checked.md": "# Checked bags\n\nA second checked bag costs 60 EUR.\n",
+        "refunds.md": "# Refunds\n\nRefunds go back to the original form of payment.\n",
+    }.items():
+        (corpus / name).parent.mkdir(parents=True, exist_ok=True)
+        (corpus / name).write_text(text)
+    upload_folder(s3_server, corpus, "corpus-bucket", "docs/")
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": str(REPO_ROOT),
+        "SOURCE": "s3://corpus-bucket/docs/",
+        "AWS_ENDPOINT_URL_S3": s3_server,
+        "LOADER_BUCKET": target.bucket,
+        "LOADER_INDEX": target.index,
+        "LOADER_REGION": "us-east-1",
+        "LOADER_ENDPOINT_URL": s3vectors_endpoint.endpoint_url,
+        "LOADER_QUIET": "true",
+        "LOADER_JSON": "true",
+        "AWS_BATCH_JOB_ARRAY_SIZE": "2",
+    }
+    env = {k: v for k, v in env.items() if not k.startswith("SHARD_")}
+    read = []
+    for child in ("0", "1"):
+        run = subprocess.run(
+            ["sh", str(ENTRYPOINT)],
+            env={**env, "AWS_BATCH_JOB_ARRAY_INDEX": child},
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert run.returncode == 0, run.stderr[-3000:]
+        summary = json.loads(run.stdout)
+        assert summary["shard"] == f"{child}/2" and summary["root"] == "s3://corpus-bucket/docs/"
+        read += [entry["source"] for entry in summary["plan"]["new"]]
+    assert sorted(read) == sorted(p.relative_to(corpus).as_posix() for p in corpus.rglob("*.md"))
+    assert {m["source"] for m in stored(client, target).values()} == set(read)

@@ -97,11 +97,12 @@ class EmbedRate:
 
 # Defaults when bench/results holds no figure.
 DEFAULT_CPU_RATE = EmbedRate(
-    chunks_per_s=8.5,
+    chunks_per_s=41.0,
     tokens_per_chunk=SAMPLE_CORPUS_TOKENS_PER_CHUNK,
     source=(
-        "measured 2026-12-01 on this project's 2-vCPU development machine (shared, load average 5-8): "
-        "sentence-transformers torch fp32, batch 64, the 337 chunks of data/; best of 3 runs, twice (8.52, 8.48)"
+        "measured 2026-12-02 on this project's 2-vCPU development machine: a whole `python -m loader` load "
+        "of data/'s 337 chunks with the CPU default backend (onnx-int8), median of 3 runs (8.2 s; best "
+        "49.8 chunks/s), bench/results/pipeline.json. torch fp32 measured 8.5 chunks/s on the same machine"
     ),
     measured=True,
 )
@@ -494,7 +495,8 @@ def measured_rates(results_dir: Path = DEFAULT_RESULTS_DIR) -> tuple[EmbedRate, 
     on the way to it, or a key on the path naming ``gpu``/``cuda``; CPU otherwise. Its chunk length is
     the nearest ``tokens_per_chunk`` (or ``mean_tokens_per_chunk``/``mean_chunk_tokens``), else data/'s.
     Skipped: figures of fake embedders (``fake`` in the file's embedder or the path), of quick runs
-    (``"quick": true``) and of backends below the quality bar (``min_cosine`` < 0.98). A CPU figure under
+    (``"quick": true``), of backends below the quality bar (``min_cosine`` < 0.98) and of variants the
+    loader does not run (``"kept": false``). A CPU figure under
     a ``load`` key (an end-to-end load) is preferred to a pure embedding one; then the highest wins.
     """
     cpu: list[tuple[bool, float, EmbedRate]] = []
@@ -511,6 +513,8 @@ def measured_rates(results_dir: Path = DEFAULT_RESULTS_DIR) -> tuple[EmbedRate, 
             if rate is None or isinstance(rate, bool) or not rate > 0:
                 continue
             if isinstance(context.get("min_cosine"), int | float) and context["min_cosine"] < MIN_COSINE:
+                continue
+            if context.get("kept") is False:  # a variant benchmarked and rejected, not what the loader runs
                 continue
             lowered = [k.lower() for k in keys]
             if any("fake" in k for k in lowered):

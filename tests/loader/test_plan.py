@@ -310,6 +310,7 @@ def test_measured_rates_from_bench_results(tmp_path: Path) -> None:
         {
             "backends": {
                 "onnx-int8": {"device": "cpu", "chunks_per_s": 90.0, "min_cosine": 0.95},  # below the bar
+                "int8-variant": {"device": "cpu", "load": {"chunks_per_s": 95.0}, "kept": False},  # not run
                 "torch-fp16": {"device": "cuda", "chunks_per_s": 2400.0, "tokens_per_chunk": 254},
             }
         },

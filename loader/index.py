@@ -111,17 +111,31 @@ class StoredVector:
     content_hash: str | None
 
 
+# A long path's vectors are grouped under this + the path hash their keys carry: their stored
+# ``source`` may be cut to fit the 2 KB filterable limit, and two long paths can be cut alike.
+HASHED_DOCUMENT = "\0"
+
+
+def document_id(source: str) -> str:
+    """The name :class:`IndexState` groups a document's vectors under: its path, or for a long path
+    (hashed keys) the hash in its keys."""
+    digest = key_digest(vector_key(source, 0))
+    return source if digest is None else HASHED_DOCUMENT + digest
+
+
 @dataclass
 class IndexState:
-    """The loader's vectors in the index, by key and by source document (only ``shard``'s own)."""
+    """The loader's vectors in the index, by key and by document (only ``shard``'s own).
+
+    ``by_source`` maps a :func:`document_id` (the source path, or a long path's hash) to its keys;
+    :meth:`label` gives the stored ``source`` to show for it."""
 
     by_key: dict[str, StoredVector] = field(default_factory=dict)
     by_source: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     foreign: int = 0  # vectors without the loader's metadata
     other_shards: int = 0  # the loader's vectors of documents another shard owns (not kept)
     shard: Shard | None = None
-    # Long paths: the path hash in their keys -> the ``source`` stored with them (maybe cut to 2 KB).
-    hashed_sources: dict[str, set[str]] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)  # hashed document id -> a stored (maybe cut) source
 
     def add(self, key: str, metadata: dict[str, Any] | None) -> None:
         metadata = metadata or {}
@@ -134,8 +148,10 @@ class IndexState:
         if self.shard is not None and not self.shard.owns_digest(digest or source_digest(source)):
             self.other_shards += 1
             return
+        name = source
         if digest is not None:
-            self.hashed_sources.setdefault(digest, set()).add(source)
+            name = HASHED_DOCUMENT + digest
+            self.labels.setdefault(name, source)
         chunk = metadata.get(contract.CHUNK_METADATA_KEY)
         chunks = metadata.get(contract.CHUNK_COUNT_METADATA_KEY)
         self.by_key[key] = StoredVector(
@@ -145,12 +161,14 @@ class IndexState:
             chunks=int(chunks) if isinstance(chunks, int | float) else None,
             content_hash=content_hash,
         )
-        self.by_source[source].append(key)
+        self.by_source[name].append(key)
 
-    def aliases(self, source: str) -> set[str]:
-        """Other ``source`` values stored for this document: a long path's, cut to fit the metadata limit."""
-        digest = key_digest(vector_key(source, 0))
-        return self.hashed_sources.get(digest, set()) - {source} if digest else set()
+    def keys_of(self, source: str) -> list[str]:
+        """The stored keys of the document at ``source``."""
+        return self.by_source.get(document_id(source), [])
+
+    def label(self, name: str) -> str:
+        return self.labels.get(name, name)
 
     @property
     def vectors(self) -> int:

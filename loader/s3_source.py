@@ -24,6 +24,7 @@ from loader.documents import (
     document_from_bytes,
 )
 from loader.errors import UsageError
+from loader.keys import normalize_source
 from loader.records import Document, Skipped
 from loader.sharding import ALL, Shard
 
@@ -58,25 +59,32 @@ def read_s3_documents(
     strict: bool = False,
     shard: Shard = ALL,
     max_file_size: int = DEFAULT_MAX_FILE_SIZE,
-    on_listed: Callable[[str], None] | None = None,
+    on_listed: Callable[[str, bool], None] | None = None,
     unchanged: Callable[[str, str], bool] | None = None,
 ) -> Iterator[Document | Skipped]:
     """Every object under the prefix as a Document or Skipped, in key order; only ``shard``'s own.
 
     ``s3`` is a boto3 S3 client. Objects of other shards are neither downloaded nor reported, but each
-    listed document (of any shard) is passed to ``on_listed``. ``unchanged(source, sha256 of the
+    listed document (of any shard) is passed to ``on_listed`` with whether it is one to read (a
+    supported type, not empty, not too large). ``unchanged(source, sha256 of the
     bytes)``, if given, spares parsing an object the index already holds: it comes back as a Document
     with that hash and no text (see ``loader.sync``).
     """
     for key, size in _list(location, s3):
-        source = key[len(location.prefix) :]
+        # NFC, as loader.documents does for file names: the same document gets the same key and metadata
+        # whether it was uploaded from macOS (NFD) or Linux.
+        source = normalize_source(key[len(location.prefix) :])
         if not source or source.endswith("/") or any(part.startswith(".") for part in source.split("/")):
             continue  # folder markers and hidden files, as for a local folder
+        readable = size > 0 and size <= max_file_size and source.lower().endswith(tuple(SUPPORTED_SUFFIXES))
         if on_listed is not None:
-            on_listed(source)
+            on_listed(source, readable)
         if not shard.owns(source):
             continue
-        result = _read_object(location, s3, key, source, size, max_file_size, unchanged)
+        if "" in source.split("/"):  # "a//b.md" or "/b.md": no file in a folder could have that path
+            result: Document | Skipped = Skipped(source, "invalid path (an empty folder name in the key)")
+        else:
+            result = _read_object(location, s3, key, source, size, max_file_size, unchanged)
         if strict and isinstance(result, Skipped):
             raise DocumentError(result.path, result.reason)
         yield result

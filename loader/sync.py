@@ -39,7 +39,7 @@ from typing import Any
 
 from loader.documents import EMPTY
 from loader.errors import LoaderError
-from loader.index import IndexInfo, IndexState, check_index, describe_index, scan_index
+from loader.index import IndexInfo, IndexState, check_index, describe_index, document_id, scan_index
 from loader.keys import normalize_source, split_key, vector_key
 from loader.metadata import build_metadata
 from loader.outputs import Target
@@ -108,7 +108,7 @@ def stored_hash(document_hash: str, fingerprint: str) -> str:
 def classify(source: str, content_hash: str, state: IndexState) -> tuple[str, int]:
     """("new" | "changed" | "unchanged", chunk count if unchanged else 0)."""
     first = state.by_key.get(vector_key(source, 0))
-    if first is None and not state.by_source.get(source):
+    if first is None and not state.keys_of(source):
         return "new", 0
     if first is None or first.content_hash != content_hash or not first.chunks:
         return "changed", 0
@@ -161,14 +161,22 @@ def _default_readers() -> tuple[ReadDocuments, ChunkDocument]:
 
 
 class Listing:
-    """Documents listed in the source, of every shard: a shard that owns none of them still knows that
-    the source is not empty (and may prune what it owns)."""
+    """What the source listed, for every shard alike, so that N shards decide as one run would.
+
+    ``candidates``: entries that are documents to read (a supported type; in S3, not empty). None at all
+    means a wrong path or a failed mount more likely than a corpus deleted on purpose: nothing is
+    pruned then. ``protected``: paths skipped unread (an unreadable folder or file) in *other* shards'
+    share; nothing under them is pruned, by any shard.
+    """
 
     def __init__(self) -> None:
         self.listed = 0
+        self.candidates = 0
+        self.protected: set[str] = set()
 
-    def saw(self, _source: str = "") -> None:
+    def saw(self, _source: str = "", candidate: bool = True) -> None:
         self.listed += 1
+        self.candidates += bool(candidate)
 
 
 def _owned(
@@ -176,9 +184,12 @@ def _owned(
 ) -> Iterator[Document | Skipped]:
     """A reader's documents, only ``shard``'s (for readers that do not shard by themselves)."""
     for item in items:
-        listing.saw()
-        if shard.owns(normalize_source(item.source) if isinstance(item, Document) else source_of(item.path)):
+        listing.saw(candidate=isinstance(item, Document))
+        source = normalize_source(item.source) if isinstance(item, Document) else source_of(item.path)
+        if shard.owns(source):
             yield item
+        elif isinstance(item, Skipped) and not item.reason.startswith(EMPTY):
+            listing.protected.add(source)
 
 
 def _hash_first(
@@ -209,9 +220,11 @@ def _hash_first(
         yield from _owned(documents.read_documents(root, strict=strict), shard, listing, lambda p: _relative(p, root))
         return
     for entry in list_tree(root):
-        listing.saw()
         path, source, reason = getattr(entry, "path", None), entry.source, getattr(entry, "reason", None)
+        listing.saw(candidate=reason is None)
         if not shard.owns(source):
+            if reason is not None:  # e.g. an unreadable folder: its documents may be any shard's
+                listing.protected.add(source)
             continue
         if reason is None and path is not None:
             try:
@@ -352,7 +365,7 @@ def load(
     kept = CurrentKeys()  # keys that are current after this run (never deleted)
     stale: list[str] = []  # keys of seen documents past their current chunk count
     seen: set[str] = set()
-    claimed: set[str] = set()  # stored sources of seen documents (a long path's may be cut)
+    claimed: set[str] = set()  # document ids (``loader.index.document_id``) of the documents seen
     skipped_sources: set[str] = set()
 
     writer = VectorWriter(
@@ -376,10 +389,18 @@ def load(
             raise item
         if isinstance(item, Skipped):
             report.skipped.append((item.path, item.reason))
+            source = source_of(item.path)
             if not item.reason.startswith(EMPTY):
-                # Unreadable now (maybe for a moment): its vectors stay. An empty file is the document
-                # emptied on purpose; like one with no text, its vectors are removed.
-                skipped_sources.add(source_of(item.path))
+                skipped_sources.add(source)  # unreadable now (maybe for a moment): its vectors stay
+                return
+            # Emptied on purpose: like a document left with no text, its vectors go (even with --no-prune).
+            stored = state.keys_of(source)
+            if stored and source not in seen:
+                seen.add(source)
+                claimed.add(document_id(source))
+                stale.extend(stored)
+                report.record("changed", source, 0)
+                report.warn_all(source, ["empty now; its vectors are removed"])
             return
         work: DocWork = item
         if work.source in seen:
@@ -396,9 +417,8 @@ def load(
         report.warn_all(work.source, work.warnings)
         expected = {vector_key(work.source, i) for i in range(work.chunk_count)}
         kept.add(work.source, work.chunk_count)
-        for stored_source in {work.source, *state.aliases(work.source)}:
-            claimed.add(stored_source)
-            stale.extend(k for k in state.by_source.get(stored_source, ()) if k not in expected)
+        claimed.add(document_id(work.source))
+        stale.extend(k for k in state.keys_of(work.source) if k not in expected)
         report.record(work.action, work.source, work.chunk_count)
         if work.action == "unchanged" or settings.dry_run:
             return
@@ -456,8 +476,12 @@ def load(
                 embed_and_write(pool.take(batch_size))
             writer.flush()  # every write has succeeded before anything is deleted
             times.write = writer.busy_seconds
+            if location is not None:
+                _check_s3_listing(label, listing, report, settings)
 
-            deletions = _deletions(state, claimed, skipped_sources, stale, kept, settings, report, listing.listed)
+            deletions = _deletions(
+                state, claimed, skipped_sources | listing.protected, stale, kept, settings, report, listing.candidates
+            )
             report.vectors_stale = len(deletions)
             if deletions and not settings.dry_run:
                 progress.status("deleting stale vectors")
@@ -478,34 +502,54 @@ def load(
     return report
 
 
+def _check_s3_listing(label: str, listing: Listing, report: LoadReport, settings: LoadSettings) -> None:
+    """An S3 prefix that lists nothing, or whose every object was denied, is a mistake to report (exit 1),
+    not an empty corpus: a wrong prefix, a key given for a prefix, or missing s3:GetObject."""
+    if not listing.listed and not settings.prune_explicit:
+        raise LoaderError(
+            f"{label} lists no object: check the bucket and the prefix (a prefix names a folder, e.g. "
+            "s3://bucket/docs/, not a single object); pass --prune to empty the index on purpose"
+        )
+    denied = sum(1 for _, reason in report.skipped if "AccessDenied" in reason)
+    if denied and not report.documents_read:
+        raise LoaderError(
+            f"every object read from {label} was denied ({denied} x AccessDenied): reading an s3:// source "
+            "needs s3:GetObject on the prefix, with your own credentials (--assume-role applies to the index only)"
+        )
+
+
 def _deletions(
     state: IndexState,
-    seen: set[str],
-    skipped_sources: set[str],
+    claimed: set[str],
+    skipped: set[str],
     stale: list[str],
     kept: CurrentKeys,
     settings: LoadSettings,
     report: LoadReport,
-    listed: int,
+    candidates: int,
 ) -> list[str]:
     """Stale keys of seen documents, plus (with prune) every key of documents that left the folder.
 
-    The state holds only this shard's documents, so a shard prunes only what it owns."""
+    ``claimed``: document ids seen; ``skipped``: paths skipped unread, files or folders, whose documents
+    stay. The state holds only this shard's documents, so a shard prunes only what it owns."""
     keys = list(stale)
-    gone = sorted(s for s in state.by_source if s not in seen and s not in skipped_sources)
+    skipped_ids = {document_id(path) for path in skipped}
+
+    def protected(name: str) -> bool:
+        parts = state.label(name).split("/")
+        return name in skipped_ids or any("/".join(parts[:i]) in skipped for i in range(1, len(parts)))
+
+    gone = sorted(s for s in state.by_source if s not in claimed and not protected(s))
     if gone and settings.prune:
-        # A folder that yields nothing is more likely a wrong path or a failed mount than a corpus
-        # deleted on purpose; a shard may own nothing of a non-empty source, though.
-        nothing_there = not seen and (report.shard is None or listed == 0)
-        if nothing_there and not settings.prune_explicit:
+        if not candidates and not settings.prune_explicit:
             report.warnings.append(
-                f"no document was read from {report.root}; not pruning the {len(gone)} document(s) in the index "
+                f"no document was listed in {report.root}; not pruning the {len(gone)} document(s) in the index "
                 "(pass --prune to empty it on purpose)"
             )
         else:
-            for source in gone:
-                keys.extend(state.by_source[source])
-                report.record("deleted", source, len(state.by_source[source]))
+            for name in gone:
+                keys.extend(state.by_source[name])
+                report.record("deleted", state.label(name), len(state.by_source[name]))
     elif gone:
         report.warnings.append(
             f"{len(gone)} document(s) in the index are no longer in {report.root}; kept (--no-prune)"
@@ -526,14 +570,12 @@ def delete_source(
     source = normalize_source(source.strip())
     source = source[2:] if source.startswith("./") else source
     state = scan_index(client, target, segments=list_segments, policy=policy)
-    keys = list(state.by_source.get(source, []))
-    for alias in state.aliases(source):  # a long path's vectors, whose stored source was cut
-        keys += state.by_source[alias]
+    keys = list(state.keys_of(source))
     keys += [k for k in state.by_key if k not in keys and (split_key(k) or ("", 0))[0] == source]
     if not keys:
         import difflib
 
-        close = difflib.get_close_matches(source, list(state.by_source), n=3)
+        close = difflib.get_close_matches(source, [state.label(name) for name in state.by_source], n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else " (sources are paths relative to the loaded folder)"
         raise LoaderError(f"no vectors with source {source!r} in index {target.index!r}{hint}")
     with VectorWriter(client, target, max_in_flight=max_in_flight, policy=policy) as writer:

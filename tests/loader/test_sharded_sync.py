@@ -165,12 +165,24 @@ def test_a_killed_shard_converges_when_run_again(endpoint: LocalEndpoint, corpor
     for i in (0, 2):
         run_load(v1, client, target, shard=Shard(i, 3))
 
-    process = _shard_process(endpoint.endpoint_url, target, v1, "1/3")
+    # One write in flight, killed just before its second PutVectors runs: the first is stored, the rest lost.
+    process = loader_process(
+        [
+            "load",
+            str(v1),
+            *target_args(endpoint.endpoint_url, target),
+            *CLI_LOAD_FLAGS,
+            "--shard",
+            "1/3",
+            "--max-in-flight",
+            "1",
+        ]
+    )
 
     def kill() -> None:
         os.kill(process.pid, signal.SIGKILL)
 
-    with CallHook(endpoint.service, "PutVectors", 2, "after", kill):
+    with CallHook(endpoint.service, "PutVectors", 2, "before", kill):
         process.communicate(timeout=120)
     assert process.returncode == -signal.SIGKILL
     partial = snapshot(client, target)
@@ -235,3 +247,108 @@ def test_an_s3_prefix_loads_in_shards_like_the_same_folder(
     err = capsys.readouterr().err
     assert code == 1 and "NoSuchBucket" in err and len(err.strip().splitlines()) == 1
     assert snapshot(client, s3_target) == snapshot(client, folder_target)  # nothing deleted
+
+
+def test_an_unreadable_folder_keeps_its_documents_in_every_shard(
+    endpoint: LocalEndpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder that cannot be listed (EACCES, a stale NFS handle) is skipped; the documents under it are
+    any shard's, and no shard (nor an unsharded run) prunes them."""
+    client = client_for(endpoint.endpoint_url)
+    corpus = write_corpus(tmp_path / "c", 1, docs=10)
+    real_scandir = os.scandir
+
+    def scandir(path: Any) -> Any:
+        if str(path).endswith("section1"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    for label, shards in (("unsharded", [Shard(0, 1)]), ("sharded", [Shard(i, 3) for i in range(3)])):
+        target = new_index(client, f"unreadable-{label}")
+        run_load(corpus, client, target)
+        before = snapshot(client, target)
+        monkeypatch.setattr(os, "scandir", scandir)
+        reports = [run_load(corpus, client, target, shard=s) for s in shards]
+        monkeypatch.setattr(os, "scandir", real_scandir)
+        assert snapshot(client, target) == before, label
+        assert sum(1 for r in reports for path, _ in r.skipped if path == "section1") == 1  # reported once
+        assert all(r.vectors_deleted == 0 for r in reports)
+
+
+def test_a_source_that_lists_no_document_is_not_pruned_sharded_or_not(endpoint: LocalEndpoint, tmp_path: Path) -> None:
+    client = client_for(endpoint.endpoint_url)
+    corpus = write_corpus(tmp_path / "c", 1, docs=6)
+    for label, shards in (("unsharded", [Shard(0, 1)]), ("sharded", [Shard(i, 3) for i in range(3)])):
+        target = new_index(client, f"nothing-listed-{label}")
+        run_load(corpus, client, target)
+        before = snapshot(client, target)
+        only_other = tmp_path / f"other-{label}"
+        only_other.mkdir()
+        (only_other / "README.rst").write_text("not a supported document type\n")
+        reports = [run_load(only_other, client, target, shard=s) for s in shards]
+        assert snapshot(client, target) == before, label
+        assert any("not pruning" in w for r in reports for w in r.warnings)
+
+
+def test_s3_sources_are_nfc_like_folders_and_mistakes_are_errors(
+    endpoint: LocalEndpoint, tmp_path: Path, s3_server: str, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """An NFD key (uploaded from macOS) loads as the NFC path a folder gives; a prefix that lists nothing,
+    or one whose every object is denied, is an error (exit 1) that deletes nothing."""
+    import unicodedata
+
+    import boto3
+
+    from loader import cli
+    from tests.reliability.support import embedder
+
+    monkeypatch.setattr(cli, "make_embedder", lambda *a, **k: embedder())
+    corpus = tmp_path / "c"
+    (corpus / "café").mkdir(parents=True)
+    (corpus / "café" / "menu.md").write_text("# Menu\n\nCoffee and cake are served on board.\n")
+    upload_folder(s3_server, corpus, "nfd-docs", "")
+    s3 = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1")
+    s3.delete_object(Bucket="nfd-docs", Key="café/menu.md")
+    nfd = unicodedata.normalize("NFD", "café/menu.md")
+    s3.put_object(Bucket="nfd-docs", Key=nfd, Body=(corpus / "café" / "menu.md").read_bytes())
+    client = client_for(endpoint.endpoint_url)
+    folder_target, s3_target = new_index(client, "nfc-folder"), new_index(client, "nfc-s3")
+
+    def cli_load(source: str, target: Any) -> tuple[int, str]:
+        code = cli.main(
+            [
+                "load",
+                source,
+                *target_args(endpoint.endpoint_url, target),
+                *CLI_LOAD_FLAGS,
+                "--s3-endpoint-url",
+                s3_server,
+            ]
+        )
+        return code, capsys.readouterr().err
+
+    assert cli_load(str(corpus), folder_target)[0] == 0
+    assert cli_load("s3://nfd-docs/", s3_target)[0] == 0
+    assert snapshot(client, s3_target) == snapshot(client, folder_target)
+
+    code, err = cli_load("s3://nfd-docs/menu.md", s3_target)  # a key given for a prefix
+    assert code == 1 and "lists no object" in err
+    denied_key = "secret/policy.md"
+    s3.put_object(Bucket="nfd-docs", Key=denied_key, Body=b"# Secret\n\nDenied text.\n")
+    from loader import s3_source
+
+    real_read = s3_source._read_object
+
+    def deny(location: Any, s3_client: Any, key: str, source: str, *args: Any) -> Any:
+        from loader.records import Skipped
+
+        return (
+            Skipped(source, "unreadable: AccessDenied")
+            if key.startswith("secret/")
+            else real_read(location, s3_client, key, source, *args)
+        )
+
+    monkeypatch.setattr(s3_source, "_read_object", deny)
+    code, err = cli_load("s3://nfd-docs/secret/", s3_target)
+    assert code == 1 and "denied" in err and "s3:GetObject" in err
+    assert snapshot(client, s3_target) == snapshot(client, folder_target)

@@ -140,16 +140,21 @@ def test_empty_files_are_skipped(loaded: Loaded) -> None:
 
 
 def test_a_loaded_document_emptied_on_disk_loses_its_vectors(loaded: Loaded) -> None:
-    """Emptying a file removes its text, as deleting it would: its vectors go (an unreadable file's stay)."""
-    emptied = next(p for p in sorted(loaded.corpus.rglob("*.md")))
-    source = emptied.relative_to(loaded.corpus).as_posix()
-    stored = [k for k in loaded.before if k.startswith(source + "#")]
+    """Emptying a file removes its text, as one left with headings only does: its vectors go, with or
+    without --no-prune (the document is still there, so this is not pruning); an unreadable file's stay."""
+    files = sorted(loaded.corpus.rglob("*.md"))
+    emptied, headings_only = files[0], files[1]
+    sources = [p.relative_to(loaded.corpus).as_posix() for p in (emptied, headings_only)]
+    stored = {s: [k for k in loaded.before if k.startswith(s + "#")] for s in sources}
     emptied.write_bytes(b"")
-    report = loaded.load()
-    assert _reasons(report)[source] == "empty"
-    assert report.plan["deleted"] == [(source, len(stored))] and report.vectors_deleted == len(stored)
+    headings_only.write_text("# Only a title\n")
+    report = loaded.load(prune=False)
+    assert _reasons(report)[sources[0]] == "empty"
+    assert sorted(report.plan["changed"]) == sorted((s, 0) for s in sources) and report.plan["deleted"] == []
+    assert report.vectors_deleted == sum(len(k) for k in stored.values())
+    assert not any("no longer in" in w for w in report.warnings)
     now = snapshot(loaded.client, loaded.target)
-    assert set(now) == set(loaded.before) - set(stored)
+    assert set(now) == set(loaded.before) - {k for keys in stored.values() for k in keys}
     assert all(now[k] == loaded.before[k] for k in now)
 
 
@@ -256,6 +261,38 @@ def test_a_long_path_document_is_tracked_although_its_source_metadata_was_cut(lo
     document.unlink()
     gone = loaded.load()
     assert [n for _, n in gone.plan["deleted"]] == [1] and gone.vectors_deleted == 1
+    loaded.assert_untouched()
+
+
+def test_two_long_paths_whose_stored_sources_were_cut_alike_stay_apart(loaded: Loaded) -> None:
+    """a.md and b.md deep in one folder: both stored sources are cut to the same prefix, but each
+    document is tracked by the hash in its keys, so nothing done to one touches the other."""
+    from loader.keys import vector_key
+    from loader.sync import delete_source
+
+    deep = _long_dir(loaded.corpus, 2200)
+    text = "# Deep\n\nA policy stored very deep in the tree, about refunds and other things.\n"
+    for name in ("a.md", "b.md"):
+        (deep / name).write_text(text)
+    a, b = ((deep / n).relative_to(loaded.corpus).as_posix() for n in ("a.md", "b.md"))
+    loaded.load()
+
+    def present() -> set[str]:
+        keys = set(snapshot(loaded.client, loaded.target))
+        return {n for n, s in (("a", a), ("b", b)) if vector_key(s, 0) in keys}
+
+    assert present() == {"a", "b"}
+    (deep / "b.md").unlink()
+    kept = loaded.load(prune=False)
+    assert present() == {"a", "b"} and kept.vectors_deleted == 0
+    os.symlink(deep / "missing.md", deep / "b.md")  # b unreadable (a broken link): its vectors stay
+    assert loaded.load().vectors_deleted == 0 and present() == {"a", "b"}
+    (deep / "b.md").unlink()
+    dry = loaded.load(dry_run=True)
+    assert len(dry.plan["deleted"]) == 1 and dry.vectors_stale == 1  # the plan shows what a run deletes
+    assert delete_source(loaded.client, loaded.target, a) == 1 and present() == {"b"}
+    loaded.load()
+    assert present() == {"a"}
     loaded.assert_untouched()
 
 

@@ -1,11 +1,9 @@
-"""``python -m loader`` with the model loaded lazily (``loader.lazy``): ``python -m bench.lazy_cli ARGS``.
+"""``python -m loader`` with a fast fake embedder, for the suite's own tests: ``python -m bench.lazy_cli ARGS``.
 
-Exactly the loader's command line, except that ``loader.cli.make_embedder`` returns a
-``loader.lazy.LazyEmbedder``: the proposed default (a one-line change in ``loader/cli.py``). Used by
-``bench.bench_rerun`` to measure a no-change run that never loads the model.
-
-For the suite's own tests: ``BENCH_EMBEDDER=fake`` uses ``bench.common.FastFakeEmbedder`` instead of
-the model, and ``BENCH_EAGER=1`` builds it eagerly (the stand-in for ``python -m loader`` as is).
+With ``BENCH_EMBEDDER=fake`` (what ``bench.bench_rerun --fake`` sets), ``loader.cli.make_embedder``
+returns ``bench.common.FastFakeEmbedder`` behind a ``loader.lazy.LazyEmbedder``, as the loader wraps
+its model: a re-run that embeds nothing never builds it. Without it, this is ``python -m loader``
+itself (whose embedder is lazy already).
 """
 
 from __future__ import annotations
@@ -21,20 +19,16 @@ if __package__ in (None, ""):
 
 def main(argv: list[str] | None = None) -> int:
     from loader import cli
-    from loader.lazy import lazy_embedder
 
-    fake = os.environ.get("BENCH_EMBEDDER") == "fake"
-    eager = os.environ.get("BENCH_EAGER") == "1"
+    if os.environ.get("BENCH_EMBEDDER") == "fake":
 
-    def make_embedder(model: str | None, *, device: str | None, batch_size: int, **options: Any) -> Any:
-        if fake:
+        def make_embedder(model: str | None, *, device: str | None, batch_size: int, **options: Any) -> Any:
             from bench.common import FastFakeEmbedder
             from loader.lazy import LazyEmbedder
 
-            return FastFakeEmbedder() if eager else LazyEmbedder(FastFakeEmbedder, key={"fake": True})
-        return lazy_embedder(model, device=device, batch_size=batch_size, **options)
+            return LazyEmbedder(FastFakeEmbedder, key={"fake": True})
 
-    cli.make_embedder = make_embedder
+        cli.make_embedder = make_embedder
     return cli.main(argv)
 
 

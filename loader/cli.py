@@ -8,10 +8,12 @@ Exit status: 0 success, 1 failure, 2 usage error; expected errors are one line o
 from __future__ import annotations
 
 import argparse
+import contextlib
+import gc
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -87,34 +89,81 @@ def _target_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     """Options every command takes; accepted before or after the command name."""
     default = argparse.SUPPRESS if suppress else None
     group = parser.add_argument_group("target")
-    _flag(group, "--outputs-file", dest="outputs_file", metavar="FILE", default=default,
-          help="outputs of `cdk deploy --outputs-file`")
-    _flag(group, "--stack-name", dest="stack_name", metavar="NAME", default=default,
-          help="stack in the outputs file; without an outputs file, read its outputs from CloudFormation")
+    _flag(
+        group,
+        "--outputs-file",
+        dest="outputs_file",
+        metavar="FILE",
+        default=default,
+        help="outputs of `cdk deploy --outputs-file`",
+    )
+    _flag(
+        group,
+        "--stack-name",
+        dest="stack_name",
+        metavar="NAME",
+        default=default,
+        help="stack in the outputs file; without an outputs file, read its outputs from CloudFormation",
+    )
     _flag(group, "--bucket", dest="bucket", default=default, help="vector bucket name (overrides the outputs)")
     _flag(group, "--index", dest="index", default=default, help="index name (overrides the outputs)")
-    _flag(group, "--region", dest="region", default=default,
-          help="AWS region (else the stack's Region output, then AWS_REGION)")
+    _flag(
+        group,
+        "--region",
+        dest="region",
+        default=default,
+        help="AWS region (else the stack's Region output, then AWS_REGION)",
+    )
     _flag(group, "--profile", dest="profile", default=default, help="AWS profile (boto3 also reads AWS_PROFILE)")
-    _flag(group, "--endpoint-url", dest="endpoint_url", metavar="URL", default=default,
-          help="send S3 Vectors requests to this endpoint")
-    _flag(group, "--local", dest="local", action="store_const", const=True, default=default,
-          help="use the local endpoint: start it in .local-s3vectors/ (LOADER_LOCAL_DIR) and create the index "
-          "from cdk.out/S3VectorsDocSearch.template.json (LOADER_TEMPLATE) if needed; run `npx cdk synth` "
-          "first. Its outputs go to .local-s3vectors/cdk-outputs.json, never to your cdk-outputs.json")
-    _flag(group, "--assume-role", dest="assume_role", action="store_const", const=True, default=default,
-          help="use the stack's WriterRoleArn (load, delete, status) or ReaderRoleArn (query) via STS")
+    _flag(
+        group,
+        "--endpoint-url",
+        dest="endpoint_url",
+        metavar="URL",
+        default=default,
+        help="send S3 Vectors requests to this endpoint",
+    )
+    _flag(
+        group,
+        "--local",
+        dest="local",
+        action="store_const",
+        const=True,
+        default=default,
+        help="use the local endpoint: start it in .local-s3vectors/ (LOADER_LOCAL_DIR) and create the index "
+        "from cdk.out/S3VectorsDocSearch.template.json (LOADER_TEMPLATE) if needed; run `npx cdk synth` "
+        "first. Its outputs go to .local-s3vectors/cdk-outputs.json, never to your cdk-outputs.json",
+    )
+    _flag(
+        group,
+        "--assume-role",
+        dest="assume_role",
+        action="store_const",
+        const=True,
+        default=default,
+        help="use the stack's WriterRoleArn (load, delete, status) or ReaderRoleArn (query) via STS",
+    )
     out = parser.add_argument_group("output")
-    _flag(out, "--json", dest="json", action="store_const", const=True, default=default,
-          help="print the result as JSON on stdout")
-    _flag(out, "--quiet", "-q", dest="quiet", action="store_const", const=True, default=default,
-          help="no progress bar")
+    _flag(
+        out,
+        "--json",
+        dest="json",
+        action="store_const",
+        const=True,
+        default=default,
+        help="print the result as JSON on stdout",
+    )
+    _flag(out, "--quiet", "-q", dest="quiet", action="store_const", const=True, default=default, help="no progress bar")
 
 
 def _model_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("embedding")
-    _flag(group, "--model", dest="model",
-          help="sentence-transformers model name or path (default: the bundled all-MiniLM-L6-v2)")
+    _flag(
+        group,
+        "--model",
+        dest="model",
+        help="sentence-transformers model name or path (default: the bundled all-MiniLM-L6-v2)",
+    )
     _flag(group, "--device", dest="device", help="torch device: cpu, cuda, mps (default: automatic)")
     _flag(
         group,
@@ -137,51 +186,122 @@ def build_parser() -> argparse.ArgumentParser:
     _target_options(parser, suppress=False)
     sub = parser.add_subparsers(dest="command", metavar="{load,query,status,delete,plan}")
 
-    load = sub.add_parser("load", help="embed DIR and sync it into the index (the default command)",
-                          description="Embed the documents under DIR and sync them into the index.",
-                          epilog=LOAD_EPILOG, formatter_class=fmt)
-    load.add_argument("dir", nargs="?", default="data", metavar="DIR",
-                      help="document folder, or an S3 prefix s3://bucket/prefix/ (default: data)")
+    load = sub.add_parser(
+        "load",
+        help="embed DIR and sync it into the index (the default command)",
+        description="Embed the documents under DIR and sync them into the index.",
+        epilog=LOAD_EPILOG,
+        formatter_class=fmt,
+    )
+    load.add_argument(
+        "dir",
+        nargs="?",
+        default="data",
+        metavar="DIR",
+        help="document folder, or an S3 prefix s3://bucket/prefix/ (default: data)",
+    )
     _target_options(load, suppress=True)
     _model_options(load)
     group = load.add_argument_group("loading")
-    _flag(group, "--chunk-tokens", dest="chunk_tokens", type=int, metavar="N",
-          help="tokens per chunk (default: the model's maximum input)")
-    _flag(group, "--overlap-tokens", dest="overlap_tokens", type=int, metavar="N",
-          help="tokens shared by consecutive chunks")
+    _flag(
+        group,
+        "--chunk-tokens",
+        dest="chunk_tokens",
+        type=int,
+        metavar="N",
+        help="tokens per chunk (default: the model's maximum input)",
+    )
+    _flag(
+        group,
+        "--overlap-tokens",
+        dest="overlap_tokens",
+        type=int,
+        metavar="N",
+        help="tokens shared by consecutive chunks",
+    )
     _flag(group, "--max-in-flight", dest="max_in_flight", type=int, metavar="N", help="concurrent write requests")
-    _flag(group, "--strict", dest="strict", action="store_const", const=True,
-          help="fail on an unreadable document instead of skipping it")
-    _flag(group, "--prune", dest="prune", action=argparse.BooleanOptionalAction,
-          help="delete from the index the documents no longer in DIR (on by default; --no-prune keeps them)")
-    _flag(group, "--dry-run", dest="dry_run", action="store_const", const=True,
-          help="print the plan (new, changed, unchanged, deleted) without embedding or writing")
-    _flag(group, "--shard", dest="shard", metavar="I/N",
-          help="load only shard I of N (0 <= I < N) of the documents, e.g. 0/4 (see Sharding below)")
-    _flag(group, "--s3-endpoint-url", dest="s3_endpoint_url", metavar="URL",
-          help="read an s3:// source from this S3-compatible endpoint (e.g. MinIO); boto3's "
-          "AWS_ENDPOINT_URL_S3 works too")
+    _flag(
+        group,
+        "--strict",
+        dest="strict",
+        action="store_const",
+        const=True,
+        help="fail on an unreadable document instead of skipping it",
+    )
+    _flag(
+        group,
+        "--prune",
+        dest="prune",
+        action=argparse.BooleanOptionalAction,
+        help="delete from the index the documents no longer in DIR (on by default; --no-prune keeps them)",
+    )
+    _flag(
+        group,
+        "--dry-run",
+        dest="dry_run",
+        action="store_const",
+        const=True,
+        help="print the plan (new, changed, unchanged, deleted) without embedding or writing",
+    )
+    _flag(
+        group,
+        "--shard",
+        dest="shard",
+        metavar="I/N",
+        help="load only shard I of N (0 <= I < N) of the documents, e.g. 0/4 (see Sharding below)",
+    )
+    _flag(
+        group,
+        "--s3-endpoint-url",
+        dest="s3_endpoint_url",
+        metavar="URL",
+        help="read an s3:// source from this S3-compatible endpoint (e.g. MinIO); boto3's "
+        "AWS_ENDPOINT_URL_S3 works too",
+    )
 
-    query = sub.add_parser("query", help="search the index", description="Search the index with a question.",
-                           epilog=QUERY_EPILOG, formatter_class=fmt)
+    query = sub.add_parser(
+        "query",
+        help="search the index",
+        description="Search the index with a question.",
+        epilog=QUERY_EPILOG,
+        formatter_class=fmt,
+    )
     query.add_argument("question", help="the question or text to search for")
     _target_options(query, suppress=True)
     _model_options(query)
     _flag(query, "--top-k", "-k", dest="top_k", type=int, metavar="K", help="number of results")
     query.add_argument("--filter", dest="filter", metavar="JSON", help="metadata filter, S3 Vectors syntax")
-    query.add_argument("--where", dest="where", action="append", default=[], metavar="KEY=VALUE",
-                       help="metadata condition shorthand (repeatable, combined with $and)")
+    query.add_argument(
+        "--where",
+        dest="where",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="metadata condition shorthand (repeatable, combined with $and)",
+    )
 
-    status = sub.add_parser("status", help="describe the index and count its vectors",
-                            description="Describe the target index, count its vectors, show which outputs were used.",
-                            epilog="example:\n  python -m loader --local status --json", formatter_class=fmt)
+    status = sub.add_parser(
+        "status",
+        help="describe the index and count its vectors",
+        description="Describe the target index, count its vectors, show which outputs were used.",
+        epilog="example:\n  python -m loader --local status --json",
+        formatter_class=fmt,
+    )
     _target_options(status, suppress=True)
 
-    delete = sub.add_parser("delete", help="delete one document's vectors",
-                            description="Delete every vector of one source document.",
-                            epilog="example:\n  python -m loader delete --source travel/pets.md", formatter_class=fmt)
-    delete.add_argument("--source", required=True, metavar="PATH",
-                        help="the document's path relative to the loaded folder, as stored in the `source` metadata")
+    delete = sub.add_parser(
+        "delete",
+        help="delete one document's vectors",
+        description="Delete every vector of one source document.",
+        epilog="example:\n  python -m loader delete --source travel/pets.md",
+        formatter_class=fmt,
+    )
+    delete.add_argument(
+        "--source",
+        required=True,
+        metavar="PATH",
+        help="the document's path relative to the loaded folder, as stored in the `source` metadata",
+    )
     _target_options(delete, suppress=True)
 
     add_plan_parser(sub, fmt)
@@ -216,6 +336,26 @@ def parse(argv: Sequence[str] | None = None) -> tuple[str, argparse.Namespace, O
     return args.command, args, Options(vars(args))
 
 
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while modules are imported and AWS clients built.
+
+    Those steps create several hundred thousand objects (modules, numpy, botocore and its service
+    models) that live as long as the process, yet every burst of allocations triggers collections that
+    walk them all again: ~50 ms of a ~0.5 s no-change re-run. After the pause they are frozen
+    (``gc.freeze``: never scanned again, as for a pre-forked server) and the collector is back on for
+    the work itself.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.freeze()
+            gc.enable()
+
+
 # --- building blocks the tests replace -------------------------------------------------------
 def make_embedder(model: str | None, *, device: str | None, batch_size: int, backend: str | None = None) -> Any:
     """The embedder, loaded only when something must be embedded (tests monkeypatch this)."""
@@ -224,6 +364,7 @@ def make_embedder(model: str | None, *, device: str | None, batch_size: int, bac
     return lazy_embedder(model, device=device, batch_size=batch_size, backend=backend)
 
 
+@_gc_paused()
 def resolve(options: Options, *, role: str) -> tuple[Target, Any]:
     """(target, s3vectors client) for the options; ``role`` is "writer" or "reader"."""
     from loader import client as clients
@@ -243,6 +384,7 @@ def resolve(options: Options, *, role: str) -> tuple[Target, Any]:
     weak_region = options.weak_env("region")
     cloudformation = None
     if not options.local:
+
         def cloudformation(region: str | None) -> Any:
             return clients.cloudformation_client(clients.make_session(region=region, profile=options.profile))
 
@@ -296,9 +438,11 @@ def _positive(options: Options, *names: str) -> None:
 
 def _check_chunk_tokens(chunk_tokens: int | None, embedder: Any) -> None:
     """A chunk must fit the model's window (else it would be truncated) and hold some text."""
-    from loader.chunking import MIN_MAX_TOKENS
+    if chunk_tokens is None:
+        return
+    from loader.chunking import MIN_MAX_TOKENS  # only now: a re-run that chunks nothing never imports it
 
-    if chunk_tokens is not None and not MIN_MAX_TOKENS <= chunk_tokens <= embedder.max_tokens:
+    if not MIN_MAX_TOKENS <= chunk_tokens <= embedder.max_tokens:
         raise UsageError(
             f"--chunk-tokens must be from {MIN_MAX_TOKENS} to {embedder.max_tokens} for this model "
             f"(its window is {embedder.max_tokens} tokens plus special tokens), got {chunk_tokens}"
@@ -311,16 +455,18 @@ def _source_client(options: Options, target: Target) -> Any:
     role (--assume-role), which may write vectors but not read the corpus."""
     from loader import client as clients
 
-    session = clients.make_session(region=target.region, profile=options.profile,
-                                   local=clients.is_loopback(options.s3_endpoint_url))
+    session = clients.make_session(
+        region=target.region, profile=options.profile, local=clients.is_loopback(options.s3_endpoint_url)
+    )
     return clients.s3_client(session, endpoint_url=options.s3_endpoint_url)
 
 
 def cmd_load(args: argparse.Namespace, options: Options) -> int:
-    from loader.report import Progress
-    from loader.s3_source import is_s3_uri, parse_s3_uri
-    from loader.sharding import ALL, parse_shard
-    from loader.sync import LoadSettings, load
+    with _gc_paused():
+        from loader.report import Progress
+        from loader.s3_source import is_s3_uri, parse_s3_uri
+        from loader.sharding import ALL, parse_shard
+        from loader.sync import LoadSettings, load
 
     _positive(options, "chunk_tokens", "overlap_tokens", "batch_size", "max_in_flight")
     shard = parse_shard(options.shard) if options.shard else ALL
@@ -344,8 +490,14 @@ def cmd_load(args: argparse.Namespace, options: Options) -> int:
     progress = Progress.for_terminal(quiet=bool(options.quiet))  # on stderr: --json output stays clean
     try:
         report = load(
-            args.dir if from_s3 else Path(args.dir), client=client, target=target, embedder=embedder,
-            settings=settings, progress=progress, shard=shard, s3=s3,
+            args.dir if from_s3 else Path(args.dir),
+            client=client,
+            target=target,
+            embedder=embedder,
+            settings=settings,
+            progress=progress,
+            shard=shard,
+            s3=s3,
         )
     except IndexMismatchError as exc:
         if options.local:
@@ -390,7 +542,12 @@ def cmd_query(args: argparse.Namespace, options: Options) -> int:
             f"{info.dimension}: query with the model the documents were loaded with (--model)"
         )
     hits = search(
-        client, target, embedder, args.question, top_k=options.top_k, metadata_filter=metadata_filter,
+        client,
+        target,
+        embedder,
+        args.question,
+        top_k=options.top_k,
+        metadata_filter=metadata_filter,
         metric=info.distance_metric,
     )
     if options.json:
@@ -447,10 +604,14 @@ def cmd_status(args: argparse.Namespace, options: Options) -> int:
     if target.endpoint_url:
         print(f"Endpoint:   {target.endpoint_url}")
     print(f"From:       {target.origin}")
-    print(f"Shape:      {info.dimension} dimensions, {info.distance_metric}, {info.data_type}"
-          + (f", {info.index_mode} mode" if info.index_mode else ""))
-    print(f"Non-filterable keys: {', '.join(sorted(info.non_filterable_keys)) or '(none)'}"
-          + ("" if text_ok else f"  <- '{contract.TEXT_METADATA_KEY}' must be non-filterable for the loader"))
+    print(
+        f"Shape:      {info.dimension} dimensions, {info.distance_metric}, {info.data_type}"
+        + (f", {info.index_mode} mode" if info.index_mode else "")
+    )
+    print(
+        f"Non-filterable keys: {', '.join(sorted(info.non_filterable_keys)) or '(none)'}"
+        + ("" if text_ok else f"  <- '{contract.TEXT_METADATA_KEY}' must be non-filterable for the loader")
+    )
     print(f"Vectors:    {count if count is not None else 'unknown (' + str(count_error) + ')'}")
     return 0
 
@@ -497,7 +658,20 @@ def _describe_client_error(exc: Any) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
+    frozen = gc.get_freeze_count()
+    try:
+        return _main(argv)
+    finally:
+        # _gc_paused froze what start-up created. The process's own command line (argv None) exits now, and
+        # its shutdown does not scan those objects once more (~50 ms); an in-process caller (tests) gets them
+        # back into normal collection.
+        if argv is not None and not frozen:
+            gc.unfreeze()
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    with _gc_paused():
+        from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
 
     try:
         try:
@@ -512,12 +686,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     except NoCredentialsError:
-        print("error: no AWS credentials found: configure a profile (--profile / AWS_PROFILE), set "
-              "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or use --local", file=sys.stderr)
+        print(
+            "error: no AWS credentials found: configure a profile (--profile / AWS_PROFILE), set "
+            "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or use --local for the index (an s3:// document "
+            "source still needs credentials that can read it)",
+            file=sys.stderr,
+        )
         return 1
     except EndpointConnectionError as exc:
-        print(f"error: cannot reach {exc.kwargs.get('endpoint_url', 'the endpoint')}: is it running? "
-              "(--local starts the local one)", file=sys.stderr)
+        print(
+            f"error: cannot reach {exc.kwargs.get('endpoint_url', 'the endpoint')}: is it running? "
+            "(for the index, --local starts the local S3 Vectors endpoint; for an s3:// source, check "
+            "--s3-endpoint-url)",
+            file=sys.stderr,
+        )
         return 1
     except ClientError as exc:
         print(f"error: {_describe_client_error(exc)}", file=sys.stderr)

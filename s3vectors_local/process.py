@@ -2,6 +2,9 @@
 
 ``serve`` writes ``{"endpoint_url": ..., "pid": ...}`` once it listens and removes it on a clean
 shutdown; ``ensure_running`` reuses a recorded server only if it really answers.
+
+This module imports only the standard library: ``python -m loader --local`` calls ``ensure_running`` on
+every run, and the server's modules (werkzeug, numpy, the botocore model) would add ~0.2 s to each.
 """
 
 from __future__ import annotations
@@ -16,9 +19,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from s3vectors_local.endpoint import ENDPOINT_FILE, make_client
-
+ENDPOINT_FILE = "endpoint.json"  # = s3vectors_local.endpoint.ENDPOINT_FILE (not imported: it loads the server)
 _START_TIMEOUT_S = 60.0
+_PROBE_BODY = b'{"maxResults":1}'
 
 
 def read_endpoint(data_dir: Path) -> dict[str, Any] | None:
@@ -48,17 +51,41 @@ def _alive(pid: int) -> bool:
 
 def answers(endpoint_url: str, timeout_s: float = 2.0) -> bool:
     """True when an s3vectors endpoint answers at ``endpoint_url`` (a refusal, e.g. of our dummy credentials by a
-    server that verifies signatures, is an answer too)."""
-    from botocore.exceptions import ClientError
+    server that verifies signatures, is an answer too).
+
+    The probe is an unsigned ``ListVectorBuckets`` over plain ``http.client`` (no botocore client to build):
+    an s3vectors endpoint refuses it with its error code in ``x-amzn-errortype`` (the local one:
+    AccessDeniedException, as AWS refuses unsigned calls), or lists buckets; anything else (nothing
+    listening, another kind of server on a reused port, a timeout) is not an answer.
+    """
+    import http.client
+    from urllib.parse import urlsplit
 
     try:
-        client = make_client(endpoint_url, max_attempts=1, connect_timeout=timeout_s, read_timeout=timeout_s)
-        client.list_vector_buckets(maxResults=1)
-    except ClientError as e:
-        return bool(e.response.get("Error", {}).get("Code"))
-    except Exception:
+        url = urlsplit(endpoint_url)
+        kind = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
+        conn = kind(url.hostname or "127.0.0.1", url.port, timeout=timeout_s)
+        try:
+            conn.request(
+                "POST",
+                url.path.rstrip("/") + "/ListVectorBuckets",
+                body=_PROBE_BODY,
+                headers={"Content-Type": "application/json"},
+            )
+            response = conn.getresponse()
+            body = response.read(1 << 20)
+        finally:
+            conn.close()
+    except (OSError, ValueError, http.client.HTTPException):
         return False
-    return True
+    if response.getheader("x-amzn-errortype"):
+        return True
+    if response.status != 200:
+        return False
+    try:
+        return isinstance(json.loads(body).get("vectorBuckets"), list)
+    except (ValueError, AttributeError):
+        return False
 
 
 def ensure_running(data_dir: Path | str, *, extra_args: list[str] | None = None) -> str:
@@ -78,8 +105,17 @@ def ensure_running(data_dir: Path | str, *, extra_args: list[str] | None = None)
     log = open(data_dir / "server.log", "ab")  # noqa: SIM115 - handed to the child, closed below
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "s3vectors_local", "serve", "--port", "0", "--data-dir", str(data_dir),
-             *(extra_args or [])],
+            [
+                sys.executable,
+                "-m",
+                "s3vectors_local",
+                "serve",
+                "--port",
+                "0",
+                "--data-dir",
+                str(data_dir),
+                *(extra_args or []),
+            ],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -95,9 +131,7 @@ def ensure_running(data_dir: Path | str, *, extra_args: list[str] | None = None)
             info = read_endpoint(data_dir)
             if info and _alive(int(info["pid"])) and answers(str(info["endpoint_url"])):
                 return str(info["endpoint_url"])
-            raise RuntimeError(
-                f"s3vectors_local server exited with {proc.returncode}; see {data_dir / 'server.log'}"
-            )
+            raise RuntimeError(f"s3vectors_local server exited with {proc.returncode}; see {data_dir / 'server.log'}")
         info = read_endpoint(data_dir)
         if info and int(info["pid"]) == proc.pid and answers(str(info["endpoint_url"])):
             return str(info["endpoint_url"])

@@ -103,7 +103,13 @@ def test_rerun_quick(tmp_path: Path) -> None:
     data = run_bench("bench.bench_rerun", "--quick", "--fake", "--docs", "3", tmp_path=tmp_path)
     assert data["first_load"]["chunks"]["embedded"] > 0
     assert data["reruns_embedded_nothing"] is True
-    assert data["rerun_lazy_model"]["documents"]["unchanged"] == data["first_load"]["documents"]["new"]
+    assert data["rerun"]["documents"]["unchanged"] == data["first_load"]["documents"]["new"]
+    assert data["rerun"]["chunks"]["embedded"] == 0 and data["speedup"] > 0
+    local = data["local"]  # through --local, when the synthesized template is there (cdk.out/)
+    if local is not None:
+        assert local["first_load"]["chunks"]["embedded"] > 0 and local["reruns_embedded_nothing"] is True
+        assert local["rerun"]["documents"]["unchanged"] == local["first_load"]["documents"]["new"]
+    assert len(data["summary"]) == 1 + (local is not None)
 
 
 def test_report_writes_the_table_and_the_chart(tmp_path: Path) -> None:

@@ -70,15 +70,17 @@ def test_region_from_aws_region_is_only_a_weak_fallback() -> None:
     assert Options({"region": None}, environ={"LOADER_REGION": "ap-south-1"}).region == "ap-south-1"
 
 
-def test_invalid_environment_values_are_usage_errors(capsys: pytest.CaptureFixture[str],
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_invalid_environment_values_are_usage_errors(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("LOADER_PRUNE", "maybe")
     code, _, err = run_cli(capsys, "load")
     assert code == 2 and "LOADER_PRUNE='maybe'" in err
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["load", "--help"], ["query", "--help"], ["status", "--help"],
-                                  ["delete", "--help"]])
+@pytest.mark.parametrize(
+    "argv", [["--help"], ["load", "--help"], ["query", "--help"], ["status", "--help"], ["delete", "--help"]]
+)
 def test_help_everywhere_with_examples(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
     code, out, _ = run_cli(capsys, *argv)
     assert code == 0
@@ -94,8 +96,9 @@ def test_help_documents_env_vars_prune_and_scores(capsys: pytest.CaptureFixture[
 
 
 # --- errors --------------------------------------------------------------------------------------
-def test_no_outputs_file_says_to_deploy(capsys: pytest.CaptureFixture[str], tmp_path: Path,
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_outputs_file_says_to_deploy(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     code, out, err = run_cli(capsys, "load")
     assert code == 1 and out == ""
@@ -128,16 +131,18 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
         (["--where", "nonsense"], "expected KEY=VALUE"),
     ],
 )
-def test_invalid_filters_fail_before_any_request(capsys: pytest.CaptureFixture[str], tmp_path: Path,
-                                                 args: list[str], message: str) -> None:
+def test_invalid_filters_fail_before_any_request(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, args: list[str], message: str
+) -> None:
     # No outputs file and no endpoint: the filter is rejected before either is needed.
     code, _, err = run_cli(capsys, "query", "cats", "--outputs-file", str(tmp_path / "absent.json"), *args)
     assert code == 2 and message in err and "Traceback" not in err
 
 
 def test_unreachable_endpoint(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    code, _, err = run_cli(capsys, "status", "--bucket", "b-1", "--index", "i-1", "--endpoint-url",
-                           "http://127.0.0.1:9")
+    code, _, err = run_cli(
+        capsys, "status", "--bucket", "b-1", "--index", "i-1", "--endpoint-url", "http://127.0.0.1:9"
+    )
     assert code == 1 and "cannot reach http://127.0.0.1:9" in err
 
 
@@ -146,34 +151,54 @@ def deployed(s3vectors_endpoint: Any, tmp_path: Path) -> dict[str, Any]:
     """An index on the local endpoint, its outputs file, and a small corpus."""
     client = loader_client(s3vectors_endpoint.endpoint_url)
     target = create_index(client)
-    root = write_corpus(tmp_path / "docs", {
-        "travel/pets.md": "---\ncategory: pets\n---\n# Pets\n\n## Cats in the cabin\n\n" + paragraphs(3, "cats cabin"),
-        "baggage/fees.md": "---\ncategory: baggage\n---\n# Fees\n\n## Extra bags\n\n" + paragraphs(3, "bag fees"),
-        "notes.bin": "\x00\x01binary",
-    })
+    root = write_corpus(
+        tmp_path / "docs",
+        {
+            "travel/pets.md": "---\ncategory: pets\n---\n# Pets\n\n## Cats in the cabin\n\n"
+            + paragraphs(3, "cats cabin"),
+            "baggage/fees.md": "---\ncategory: baggage\n---\n# Fees\n\n## Extra bags\n\n" + paragraphs(3, "bag fees"),
+            "notes.bin": "\x00\x01binary",
+        },
+    )
     outputs = outputs_file(tmp_path / "cdk-outputs.json", target)
     common = ["--outputs-file", str(outputs), "--endpoint-url", s3vectors_endpoint.endpoint_url]
     return {"client": client, "target": target, "root": root, "common": common}
 
 
-def test_dimension_mismatch_is_refused(capsys: pytest.CaptureFixture[str], s3vectors_endpoint: Any,
-                                       tmp_path: Path) -> None:
+def test_dimension_mismatch_is_refused(
+    capsys: pytest.CaptureFixture[str], s3vectors_endpoint: Any, tmp_path: Path
+) -> None:
     client = loader_client(s3vectors_endpoint.endpoint_url)
     target = create_index(client, dimension=768)
     outputs = outputs_file(tmp_path / "o.json", target)
-    code, _, err = run_cli(capsys, "load", str(write_corpus(tmp_path / "d", {"a.md": "hi"})), "--outputs-file",
-                           str(outputs), "--endpoint-url", s3vectors_endpoint.endpoint_url)
+    code, _, err = run_cli(
+        capsys,
+        "load",
+        str(write_corpus(tmp_path / "d", {"a.md": "hi"})),
+        "--outputs-file",
+        str(outputs),
+        "--endpoint-url",
+        s3vectors_endpoint.endpoint_url,
+    )
     assert code == 1 and "stores 768-dimensional vectors but the model" in err and "-c dimension=384" in err
     assert stored(client, target) == {}
 
 
-def test_filterable_text_key_is_refused(capsys: pytest.CaptureFixture[str], s3vectors_endpoint: Any,
-                                        tmp_path: Path) -> None:
+def test_filterable_text_key_is_refused(
+    capsys: pytest.CaptureFixture[str], s3vectors_endpoint: Any, tmp_path: Path
+) -> None:
     client = loader_client(s3vectors_endpoint.endpoint_url)
     target = create_index(client, non_filterable=())
     outputs = outputs_file(tmp_path / "o.json", target)
-    code, _, err = run_cli(capsys, "load", str(write_corpus(tmp_path / "d", {"a.md": "hi"})), "--outputs-file",
-                           str(outputs), "--endpoint-url", s3vectors_endpoint.endpoint_url)
+    code, _, err = run_cli(
+        capsys,
+        "load",
+        str(write_corpus(tmp_path / "d", {"a.md": "hi"})),
+        "--outputs-file",
+        str(outputs),
+        "--endpoint-url",
+        s3vectors_endpoint.endpoint_url,
+    )
     assert code == 1 and "'text' (the chunk text) is filterable" in err and "fixed when an index is created" in err
     assert err.count("\n") == 1
 
@@ -295,6 +320,28 @@ def test_local_provisions_from_the_template_and_never_touches_cdk_outputs_json(
 
         code, out, _ = run_cli(capsys, "--local", "--json")  # reuses the running endpoint and its index
         assert code == 0 and json.loads(out)["documents"]["unchanged"] == 2
+
+        # Nothing changed (template, outputs, index): a re-run does not provision again.
+        with monkeypatch.context() as m:
+            m.setattr("s3vectors_local.provisioning.provision", _not_called)
+            code, out, err = run_cli(capsys, "--local", "--json")
+            assert code == 0, err
+            assert json.loads(out)["documents"]["unchanged"] == 2
+        # An index deleted behind the loader's back is provisioned again (and everything re-loaded).
+        from s3vectors_local.process import read_endpoint
+
+        info = read_endpoint(local_dir)
+        assert info is not None
+        client = loader_client(info["endpoint_url"])
+        client.delete_index(vectorBucketName="local-docs", indexName="local-index")
+        code, out, err = run_cli(capsys, "--local", "--json")
+        assert code == 0, err
+        assert json.loads(out)["documents"]["new"] == 2
+        # So is a deleted outputs file (rewritten).
+        (local_dir / "cdk-outputs.json").unlink()
+        code, out, err = run_cli(capsys, "--local", "--json")
+        assert code == 0 and json.loads(out)["documents"]["unchanged"] == 2
+        assert (local_dir / "cdk-outputs.json").is_file()
         code, out, _ = run_cli(capsys, "--local", "query", "alpha rules")
         assert code == 0 and out.startswith("1. a.md#")
 
@@ -310,6 +357,10 @@ def test_local_provisions_from_the_template_and_never_touches_cdk_outputs_json(
         stop_server(local_dir)
 
 
+def _not_called(*args: Any, **kwargs: Any) -> Any:
+    raise AssertionError("provisioned again although nothing changed")
+
+
 def test_assume_role_uses_the_writer_role_to_load_and_the_reader_role_to_query(
     capsys: pytest.CaptureFixture[str], deployed: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -321,12 +372,18 @@ def test_assume_role_uses_the_writer_role_to_load_and_the_reader_role_to_query(
 
     def fake_assume_role(session: Any, role_arn: str, *, purpose: str) -> Any:
         assumed.append((role_arn, purpose))
-        return boto3.Session(aws_access_key_id="temp", aws_secret_access_key="temp", aws_session_token="t",
-                             region_name=session.region_name)
+        return boto3.Session(
+            aws_access_key_id="temp",
+            aws_secret_access_key="temp",
+            aws_session_token="t",
+            region_name=session.region_name,
+        )
 
     monkeypatch.setattr(clients, "assume_role", fake_assume_role)
-    roles = {"WriterRoleArn": "arn:aws:iam::111122223333:role/Writer",
-             "ReaderRoleArn": "arn:aws:iam::111122223333:role/Reader"}
+    roles = {
+        "WriterRoleArn": "arn:aws:iam::111122223333:role/Writer",
+        "ReaderRoleArn": "arn:aws:iam::111122223333:role/Reader",
+    }
     outputs = outputs_file(tmp_path / "roles.json", deployed["target"], **roles)
     common = ["--outputs-file", str(outputs), "--endpoint-url", deployed["common"][-1], "--assume-role"]
     assert run_cli(capsys, "load", str(deployed["root"]), *common)[0] == 0
@@ -347,8 +404,14 @@ def test_assume_role_calls_sts_and_returns_a_session_with_the_temporary_credenti
     stubber = Stubber(sts)
     stubber.add_response(
         "assume_role",
-        {"Credentials": {"AccessKeyId": "ASIATEMPORARYKEY01", "SecretAccessKey": "secret", "SessionToken": "token",
-                         "Expiration": dt.datetime(2030, 1, 1, tzinfo=dt.UTC)}},
+        {
+            "Credentials": {
+                "AccessKeyId": "ASIATEMPORARYKEY01",
+                "SecretAccessKey": "secret",
+                "SessionToken": "token",
+                "Expiration": dt.datetime(2030, 1, 1, tzinfo=dt.UTC),
+            }
+        },
         {"RoleArn": "arn:aws:iam::111122223333:role/Writer", "RoleSessionName": "s3vectors-loader-writer"},
     )
     stubber.activate()
@@ -417,3 +480,148 @@ def test_plan_command(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Non
     for argv in (["plan"], ["plan", str(root), "--docs", "3"], ["plan", "--docs", "3"]):
         code, _, err = run_cli(capsys, *argv)
         assert code == 2 and "error" in err
+
+
+# --- sessions (loader.client): botocore sessions that behave as boto3's ------------------------------
+@pytest.fixture
+def aws_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Only these AWS config and credentials files: no credentials in the environment, no instance metadata."""
+    for name in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_DATA_PATH",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    config, credentials = tmp_path / "aws-config", tmp_path / "aws-credentials"
+    config.write_text("[default]\nregion = eu-north-1\n\n[profile dev]\nregion = eu-west-2\n")
+    credentials.write_text("[dev]\naws_access_key_id = AKIADEVEXAMPLE\naws_secret_access_key = dev-secret\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    return tmp_path
+
+
+def _key(session: Any) -> str | None:
+    credentials = session.get_credentials()
+    return None if credentials is None else credentials.access_key
+
+
+def test_sessions_resolve_profiles_regions_and_credentials_as_boto3_does(
+    aws_config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+
+    from loader.client import make_session
+
+    cases: list[dict[str, Any]] = [
+        {"region": None, "profile": None},
+        {"region": None, "profile": "dev"},
+        {"region": "ap-south-1", "profile": "dev"},
+        {"region": "us-west-2", "profile": None},
+    ]
+    for case in cases:
+        ours = make_session(**case)
+        theirs = boto3.Session(region_name=case["region"], profile_name=case["profile"])
+        assert (ours.region_name, _key(ours), ours.profile_name) == (
+            theirs.region_name,
+            _key(theirs),
+            theirs.profile_name,
+        ), case
+    assert make_session(region=None, profile="dev").region_name == "eu-west-2"
+    assert _key(make_session(region=None, profile="dev")) == "AKIADEVEXAMPLE"
+    monkeypatch.setenv("AWS_PROFILE", "dev")  # read by botocore itself, as through boto3
+    assert _key(make_session(region=None)) == "AKIADEVEXAMPLE"
+    monkeypatch.delenv("AWS_PROFILE")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAENVEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "env-secret")
+    assert _key(make_session(region=None, local=True)) == "AKIAENVEXAMPLE"  # real credentials win over dummy ones
+
+
+def test_local_sessions_get_dummy_credentials_only_when_there_are_none(aws_config: Path) -> None:
+    from loader.client import make_session, s3vectors_client
+
+    assert _key(make_session(region=None)) is None
+    local = make_session(region=None, local=True)
+    assert _key(local) == "local" and local.region_name == "us-east-1"
+    assert make_session(region="eu-west-3", local=True).region_name == "eu-west-3"
+    client = s3vectors_client(local, endpoint_url="http://127.0.0.1:9")
+    assert client.meta.region_name == "us-east-1" and client.meta.endpoint_url == "http://127.0.0.1:9"
+
+
+def test_an_unknown_profile_is_a_one_line_error(capsys: pytest.CaptureFixture[str], aws_config: Path) -> None:
+    from loader.client import make_session
+    from loader.errors import LoaderError
+
+    with pytest.raises(LoaderError, match="nope"):
+        make_session(region="us-east-1", profile="nope")
+    code, _, err = run_cli(capsys, "status", "--bucket", "b-1", "--index", "i-1", "--profile", "nope")
+    assert code == 1 and "The config profile (nope) could not be found" in err and err.count("\n") == 1
+
+
+def test_clients_take_a_boto3_session_too(aws_config: Path) -> None:
+    import boto3
+
+    from loader.client import cloudformation_client, s3_client, s3vectors_client
+
+    session = boto3.Session(region_name="eu-west-1", aws_access_key_id="k", aws_secret_access_key="s")
+    assert s3vectors_client(session, endpoint_url=None).meta.region_name == "eu-west-1"
+    assert s3_client(session).meta.service_model.service_name == "s3"
+    assert cloudformation_client(session).meta.region_name == "eu-west-1"
+
+
+def test_model_files_parse_to_the_same_data_in_the_same_order() -> None:
+    import botocore.loaders
+
+    from loader.client import _JSONFileLoader
+
+    ours = botocore.loaders.Loader(file_loader=_JSONFileLoader())
+    theirs = botocore.loaders.Loader()
+
+    def ordered(value: Any) -> Any:  # dict equality ignores order; compare the key order too
+        if isinstance(value, dict):
+            return [(k, ordered(v)) for k, v in value.items()]
+        if isinstance(value, list):
+            return [ordered(v) for v in value]
+        return value
+
+    for name in ("endpoints", "partitions", "sdk-default-configuration", "_retry"):
+        assert ordered(ours.load_data(name)) == ordered(theirs.load_data(name)), name
+    for kind in ("service-2", "endpoint-rule-set-1", "paginators-1"):
+        assert ordered(ours.load_service_model("s3vectors", kind)) == ordered(
+            theirs.load_service_model("s3vectors", kind)
+        ), kind
+
+
+def test_a_load_imports_neither_boto3_nor_the_endpoint_server() -> None:
+    """boto3 (s3transfer) and the local endpoint's server modules cost ~0.1-0.2 s per run; a load needs neither."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from loader import cli, client, local, sync; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 's3transfer', 'werkzeug')))"
+    )
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_an_in_process_command_leaves_the_garbage_collector_as_it_found_it(
+    capsys: pytest.CaptureFixture[str], deployed: dict[str, Any]
+) -> None:
+    import gc
+
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    code, _, err = run_cli(capsys, "load", str(deployed["root"]), *deployed["common"])
+    assert code == 0, err
+    assert gc.isenabled() and gc.get_freeze_count() == 0  # start-up objects frozen for the run only
+    code, _, _ = run_cli(capsys, "status", "--bucket", "b-1", "--index", "i-1", "--endpoint-url", "http://127.0.0.1:9")
+    assert code == 1 and gc.isenabled() and gc.get_freeze_count() == 0

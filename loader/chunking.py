@@ -42,10 +42,6 @@ import numpy.typing as npt
 from loader.markdown import Heading, find_headings
 from loader.records import Chunk, Document, Embedder
 
-# Part of the content hash of stored chunks: change it whenever the same document and settings would
-# produce different chunks, so that a sync re-embeds everything.
-CHUNKING_VERSION = "1"
-
 DEFAULT_OVERLAP_TOKENS = 32
 DEFAULT_MAX_CHARS = 4_000  # normal 256-token chunks are ~1,000-1,500 characters
 MIN_MAX_TOKENS = 16
@@ -171,7 +167,7 @@ def _is_title_heading(text: str, level: int, title: str, headings: Sequence[Head
 
 
 def _context_line(title: str, path: str, embedder: Embedder, budget: int) -> tuple[str, int]:
-    """"Title — Section" and its token count, cut to a quarter of the budget (at a token boundary)."""
+    """ "Title — Section" and its token count, cut to a quarter of the budget (at a token boundary)."""
     line = " — ".join(part for part in (" ".join(title.split()), path) if part)
     if len(line) > _MAX_CONTEXT_CHARS:
         line = line[: _MAX_CONTEXT_CHARS - 1].rstrip() + "…"

@@ -19,10 +19,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import numpy.typing as npt
-
 if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
     from sentence_transformers import SentenceTransformer
     from tokenizers import Tokenizer
 
@@ -169,6 +168,8 @@ class SentenceTransformerEmbedder(BaseEmbedder):
         self._model = model
 
     def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        import numpy as np  # imported where used: this module is loaded by runs that never embed
+
         if not texts:
             return np.zeros((0, self._dimension), dtype=np.float32)
         # sentence-transformers sorts the texts by length before batching (less padding) and
@@ -249,9 +250,7 @@ def _is_unsupported_model(error: Exception) -> bool:
     return isinstance(error, UnsupportedModelError)
 
 
-def _load_onnx(
-    source: str, name: str, backend: str, *, batch_size: int, cache_dir: str | Path | None
-) -> BaseEmbedder:
+def _load_onnx(source: str, name: str, backend: str, *, batch_size: int, cache_dir: str | Path | None) -> BaseEmbedder:
     try:
         from loader.onnx_backend import load_onnx_embedder
     except ImportError as error:  # pragma: no cover - onnxruntime is in requirements.txt
@@ -303,8 +302,11 @@ def _load_torch(
         from loader.onnx_backend import cpu_flags
 
         if not cpu_flags() & {"avx512_bf16", "avx512bf16", "amx_bf16"}:
-            print("loader: warning: this CPU has no bfloat16 instructions (AVX512-BF16/AMX): torch-bf16 will be "
-                  "slow; --backend onnx-int8 is the fast one", file=sys.stderr)
+            print(
+                "loader: warning: this CPU has no bfloat16 instructions (AVX512-BF16/AMX): torch-bf16 will be "
+                "slow; --backend onnx-int8 is the fast one",
+                file=sys.stderr,
+            )
     return SentenceTransformerEmbedder(st_model, model_name=name, batch_size=batch_size, backend=backend)
 
 

@@ -27,13 +27,14 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, Any
 
 from loader.errors import LoaderError
 from loader.records import Embedder
+
+if TYPE_CHECKING:  # numpy costs ~0.1 s to import: a no-change re-run never needs it
+    import numpy as np
+    import numpy.typing as npt
 
 CACHE_ENV = "LOADER_CACHE_DIR"
 CACHE_FILE = "embedders.json"
@@ -73,8 +74,9 @@ class LazyEmbedder:
     ) -> None:
         self._factory = factory
         self._key = hashlib.sha256(
-            json.dumps({"key": dict(key), "files": model_files_signature(model_dir)}, sort_keys=True, default=str)
-            .encode()
+            json.dumps(
+                {"key": dict(key), "files": model_files_signature(model_dir)}, sort_keys=True, default=str
+            ).encode()
         ).hexdigest()[:32]
         self._cache = cache if cache is not None else cache_dir() / CACHE_FILE
         self._identity: dict[str, Any] | None = self._read_cache()
@@ -202,8 +204,9 @@ def _identity_of(embedder: Embedder) -> dict[str, Any]:
     }
 
 
-def lazy_embedder(model: str | None = None, *, device: str | None = None, batch_size: int = 64,
-                  **options: Any) -> LazyEmbedder:
+def lazy_embedder(
+    model: str | None = None, *, device: str | None = None, batch_size: int = 64, **options: Any
+) -> LazyEmbedder:
     """``loader.embedding.load_embedder(model, device=..., batch_size=..., **options)``, loaded lazily."""
     from loader import embedding
 

@@ -10,6 +10,10 @@ if TYPE_CHECKING:  # numpy (~0.1 s to import) only names the type of ``Embedder.
     import numpy as np
     import numpy.typing as npt
 
+# Part of the content hash of stored chunks (``loader.chunking`` re-exports it): change it whenever the
+# same document and settings would produce different chunks, so that a sync re-embeds everything.
+CHUNKING_VERSION = "1"
+
 
 @dataclass(frozen=True)
 class Document:

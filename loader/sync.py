@@ -76,12 +76,10 @@ def model_name(embedder: Embedder) -> str:
 
 
 def chunker_version() -> str:
-    """The read side's chunker version, if it declares one (changing it must rewrite documents)."""
-    try:
-        from loader import chunking
-    except ImportError:  # pragma: no cover - the read side is always installed with the loader
-        return ""
-    return str(getattr(chunking, "CHUNKING_VERSION", ""))
+    """The chunker's version (changing it must rewrite documents)."""
+    from loader.records import CHUNKING_VERSION
+
+    return CHUNKING_VERSION
 
 
 def settings_fingerprint(embedder: Embedder, settings: LoadSettings) -> str:
@@ -153,11 +151,17 @@ def _relative(path: str, root: Path) -> str:
     return normalize_source(candidate.as_posix())
 
 
-def _default_readers() -> tuple[ReadDocuments, ChunkDocument]:
+def _chunk_document(document: Document, embedder: Embedder, **options: Any) -> list[Chunk]:
+    # Imported on the first document to chunk (the chunker brings numpy): a no-change run chunks none.
     from loader.chunking import chunk_document
+
+    return chunk_document(document, embedder, **options)
+
+
+def _default_readers() -> tuple[ReadDocuments, ChunkDocument]:
     from loader.documents import read_documents
 
-    return read_documents, chunk_document
+    return read_documents, _chunk_document
 
 
 class Listing:

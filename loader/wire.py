@@ -32,8 +32,6 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import numpy as np
-
 try:  # a C JSON encoder that writes numpy float32 arrays natively; optional (stdlib fallback below)
     import orjson
 except ImportError:  # pragma: no cover - exercised where orjson is not installed
@@ -79,7 +77,7 @@ class EncodedVectors:
     def body(self) -> bytes:
         """The JSON array of the vectors alone (what botocore would put under ``vectors``)."""
         whole = self.request_body({})
-        return whole[len(b'{"vectors":'):-1]
+        return whole[len(b'{"vectors":') : -1]
 
 
 def encoder_name() -> str:
@@ -92,6 +90,8 @@ def encode_vectors(items: Iterable[tuple[str, Any, dict[str, Any]]]) -> EncodedV
     Raises ``EncodingError`` for what the service would refuse: a key outside 1-1,024 characters, a
     NaN or infinite value. The vectors are referenced, not copied.
     """
+    import numpy as np  # here, not at module level: a run that writes nothing never imports numpy
+
     keys: list[str] = []
     rows: list[dict[str, Any]] = []
     for key, data, metadata in items:
@@ -145,4 +145,3 @@ def _splice_encoded(params: dict[str, Any], context: dict[str, Any], **_: Any) -
     if isinstance(headers, dict):
         for name in [h for h in headers if h.lower() == "content-length"]:
             del headers[name]  # recomputed from the new body when the request is prepared
-

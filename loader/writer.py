@@ -24,16 +24,18 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import islice
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import numpy.typing as npt
 from botocore.exceptions import ClientError
 
 from loader import wire
 from loader.errors import WriteError
 from loader.outputs import Target
 from loader.retry import DEFAULT_POLICY, RateLimiter, RetryPolicy, RetryStats, call_with_retries, error_code
+
+if TYPE_CHECKING:  # numpy costs ~0.1 s to import: a no-change re-run never needs it
+    import numpy as np
+    import numpy.typing as npt
 
 MAX_BATCH_VECTORS = 500
 MAX_DELETE_KEYS = 500
@@ -224,7 +226,7 @@ class VectorWriter:
             return
         try:
             fn(batch)
-        except BaseException as exc: # kept and re-raised in the caller's thread
+        except BaseException as exc:  # kept and re-raised in the caller's thread
             with self._lock:
                 if self._error is None:
                     self._error = _as_write_error(exc)

@@ -189,11 +189,27 @@ def target_args(endpoint_url: str, target: Target) -> list[str]:
 
 class CallHook:
     """Wraps ``Service.call`` of a running LocalEndpoint: counts operations and runs ``action`` once, just
-    before or just after the ``n``-th call of ``operation`` (e.g. to SIGKILL the client that sent it)."""
+    before or just after the ``n``-th call of ``operation`` (e.g. to SIGKILL the client that sent it).
 
-    def __init__(self, service: Any, operation: str, n: int, when: str, action: Callable[[], None]) -> None:
+    With ``at_items``, it fires instead at the call of ``operation`` that brings the vectors (PutVectors)
+    or keys (DeleteVectors) sent so far to ``at_items``: e.g. the last write of a sync whose total is
+    known, however the writer happened to batch it (it sends a partial batch when the network is idle,
+    so the number of requests depends on timing; the number of vectors does not)."""
+
+    def __init__(
+        self,
+        service: Any,
+        operation: str,
+        n: int,
+        when: str,
+        action: Callable[[], None],
+        *,
+        at_items: int | None = None,
+    ) -> None:
         assert when in ("before", "after")
         self.service, self.operation, self.n, self.when, self.action = service, operation, n, when, action
+        self.at_items = at_items
+        self.items: dict[str, int] = {}  # vectors or keys per operation, over all calls
         self.counts: dict[str, int] = {}
         self.fired = threading.Event()
         self._lock = threading.Lock()
@@ -209,7 +225,13 @@ class CallHook:
     def _call(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
             self.counts[operation] = self.counts.get(operation, 0) + 1
-            fire = operation == self.operation and self.counts[operation] == self.n and not self.fired.is_set()
+            before = self.items.get(operation, 0)
+            self.items[operation] = before + len(params.get("vectors") or params.get("keys") or [])
+            if self.at_items is None:
+                reached = self.counts[operation] == self.n
+            else:
+                reached = before < self.at_items <= self.items[operation]
+            fire = operation == self.operation and reached and not self.fired.is_set()
             if fire:
                 self.fired.set()
         if fire and self.when == "before":

@@ -195,6 +195,19 @@ def _read_file(path: Path, source: str, max_file_size: int) -> Document | Skippe
     return document_from_bytes(source, data, max_file_size=max_file_size)
 
 
+def unparsed_if_unchanged(
+    source: str, data: bytes, max_file_size: int, unchanged: Callable[[str, str], bool]
+) -> Document | None:
+    """A Document with ``data``'s hash and no text if ``unchanged(source, sha256 of data)`` says the index
+    already holds it (nothing of it is embedded or written, so it need not be parsed); else None.
+    Data that would be skipped (empty, too large) is never reported unchanged."""
+    if data.strip() and len(data) <= max_file_size:
+        digest = hashlib.sha256(data).hexdigest()
+        if unchanged(source, digest):
+            return Document(source=source, title="", text="", content_hash=digest)
+    return None
+
+
 def document_from_bytes(
     source: str, data: bytes, *, max_file_size: int = DEFAULT_MAX_FILE_SIZE
 ) -> Document | Skipped:

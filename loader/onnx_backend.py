@@ -806,8 +806,7 @@ def load_onnx_embedder(
     spinning: bool = False,
     max_batch_tokens: int | None = None,
 ) -> OnnxEmbedder:
-    cached = ensure_cached(model_dir, model_name=model_name, variant=backend, cache_dir=cache_dir, quant=quant)
-    try:
+    def embedder(cached: CachedModel) -> OnnxEmbedder:
         return OnnxEmbedder(
             cached,
             model_name=model_name,
@@ -817,17 +816,13 @@ def load_onnx_embedder(
             spinning=spinning,
             max_batch_tokens=max_batch_tokens,
         )
+
+    cached = ensure_cached(model_dir, model_name=model_name, variant=backend, cache_dir=cache_dir, quant=quant)
+    try:
+        return embedder(cached)
     except Exception as error:  # a file ONNX Runtime cannot load despite its checksum: rebuild once
         if type(error).__module__.split(".")[0] != "onnxruntime":
             raise
         shutil.rmtree(cached.path, ignore_errors=True)
         cached = ensure_cached(model_dir, model_name=model_name, variant=backend, cache_dir=cache_dir, quant=quant)
-        return OnnxEmbedder(
-            cached,
-            model_name=model_name,
-            backend=backend,
-            batch_size=batch_size,
-            threads=threads,
-            spinning=spinning,
-            max_batch_tokens=max_batch_tokens,
-        )
+        return embedder(cached)

@@ -692,12 +692,11 @@ class _Listing:
 
     def add(self, obj: _S3Object) -> bool:
         """Count ``obj``; True if it must be downloaded to know what the loader would make of it."""
-        from loader.documents import SUPPORTED_SUFFIXES
+        from loader.s3_source import is_readable
 
         self.objects += 1
         self.object_bytes += obj.size
-        supported = obj.source.lower().endswith(tuple(SUPPORTED_SUFFIXES))
-        if not supported or obj.size == 0 or obj.size > self.max_file_size:
+        if not is_readable(obj.source, obj.size, self.max_file_size):
             self.unread_skipped += 1
             return False
         self.readable += 1
@@ -749,11 +748,11 @@ def scan_s3(
 
 def _listed(location: S3Location, s3: Any) -> Iterator[_S3Object]:
     """The objects ``read_s3_documents`` would consider: no folder markers, no hidden files or folders."""
-    from loader.s3_source import _list
+    from loader.s3_source import _list, is_listed_document
 
     for key, size in _list(location, s3):
         source = key[len(location.prefix) :]
-        if not source or source.endswith("/") or any(part.startswith(".") for part in source.split("/")):
+        if not is_listed_document(source):
             continue
         yield _S3Object(key, source, size)
 

@@ -8,7 +8,6 @@ from a folder or from S3 gets the same vector keys.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +21,7 @@ from loader.documents import (
     UNSUPPORTED,
     DocumentError,
     document_from_bytes,
+    unparsed_if_unchanged,
 )
 from loader.errors import UsageError
 from loader.keys import normalize_source
@@ -74,9 +74,9 @@ def read_s3_documents(
         # NFC, as loader.documents does for file names: the same document gets the same key and metadata
         # whether it was uploaded from macOS (NFD) or Linux.
         source = normalize_source(key[len(location.prefix) :])
-        if not source or source.endswith("/") or any(part.startswith(".") for part in source.split("/")):
-            continue  # folder markers and hidden files, as for a local folder
-        readable = size > 0 and size <= max_file_size and source.lower().endswith(tuple(SUPPORTED_SUFFIXES))
+        if not is_listed_document(source):
+            continue
+        readable = is_readable(source, size, max_file_size)
         if on_listed is not None:
             on_listed(source, readable)
         if not shard.owns(source):
@@ -88,6 +88,19 @@ def read_s3_documents(
         if strict and isinstance(result, Skipped):
             raise DocumentError(result.path, result.reason)
         yield result
+
+
+def is_listed_document(source: str) -> bool:
+    """False for folder markers and hidden files or folders: they are ignored, as in a local folder."""
+    return bool(source) and not source.endswith("/") and not any(part.startswith(".") for part in source.split("/"))
+
+
+def is_readable(source: str, size: int, max_file_size: int) -> bool:
+    """Whether an object of this name and size is downloaded: a supported type, not empty, not too large."""
+    return 0 < size <= max_file_size and source.lower().endswith(_SUFFIXES)
+
+
+_SUFFIXES = tuple(SUPPORTED_SUFFIXES)
 
 
 def _list(location: S3Location, s3: Any) -> Iterator[tuple[str, int]]:
@@ -108,7 +121,7 @@ def _read_object(
 ) -> Document | Skipped:
     from botocore.exceptions import BotoCoreError, ClientError
 
-    if not any(source.lower().endswith(suffix) for suffix in SUPPORTED_SUFFIXES):
+    if not source.lower().endswith(_SUFFIXES):
         return Skipped(source, UNSUPPORTED)
     if size > max_file_size:
         return Skipped(source, f"{TOO_LARGE} (> {max_file_size // (1024 * 1024)} MB)")
@@ -122,8 +135,8 @@ def _read_object(
         return Skipped(source, f"{UNREADABLE}: {code}")
     except BotoCoreError as error:
         return Skipped(source, f"{UNREADABLE}: {error}")
-    if unchanged is not None and data.strip() and len(data) <= max_file_size:
-        digest = hashlib.sha256(data).hexdigest()
-        if unchanged(source, digest):
-            return Document(source=source, title="", text="", content_hash=digest)
+    if unchanged is not None:
+        same = unparsed_if_unchanged(source, data, max_file_size, unchanged)
+        if same is not None:
+            return same
     return document_from_bytes(source, data, max_file_size=max_file_size)

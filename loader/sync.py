@@ -209,39 +209,33 @@ def _hash_first(
     (HTML, PDF, and importing their parsers) is most of a no-change run's reading time.
 
     ``unchanged(source, sha256 of the bytes)`` decides. The same files, in the same order, with the
-    same sources and hashes as ``read_documents``: the listing and, for every other file, the reading
-    are ``loader.documents``' own. Falls back to ``read_documents`` if that module's layout changed.
-    Files of other shards are listed (counted in ``listing``) but not read.
+    same sources and hashes as ``read_documents``: the listing and the parsing are ``loader.documents``'
+    own, and each file is read once. Files of other shards are listed (counted in ``listing``) but not read.
     """
-    listing = listing if listing is not None else Listing()
     from loader import documents
 
-    list_tree = getattr(documents, "_list_tree", None)
-    read_file = getattr(documents, "_read_file", None)
-    max_size = getattr(documents, "DEFAULT_MAX_FILE_SIZE", None)
-    if not (callable(list_tree) and callable(read_file) and isinstance(max_size, int)) or not root.is_dir():
-        # read_documents raises the right error for a missing folder
-        yield from _owned(documents.read_documents(root, strict=strict), shard, listing, lambda p: _relative(p, root))
-        return
-    for entry in list_tree(root):
-        path, source, reason = getattr(entry, "path", None), entry.source, getattr(entry, "reason", None)
+    listing = listing if listing is not None else Listing()
+    max_size = documents.DEFAULT_MAX_FILE_SIZE
+    for entry in documents._list_tree(root):
+        source, reason = entry.source, entry.reason
         listing.saw(candidate=reason is None)
         if not shard.owns(source):
             if reason is not None:  # e.g. an unreadable folder: its documents may be any shard's
                 listing.protected.add(source)
             continue
-        if reason is None and path is not None:
+        result: Document | Skipped
+        if reason is None and entry.path is not None:
             try:
-                with open(path, "rb") as file:
+                with open(entry.path, "rb") as file:
                     data = file.read(max_size + 1)
-            except OSError:
-                data = b""
-            if data.strip() and len(data) <= max_size:
-                digest = hashlib.sha256(data).hexdigest()
-                if unchanged(source, digest):
-                    yield Document(source=source, title="", text="", content_hash=digest)
+            except OSError as error:
+                result = Skipped(source, documents._unreadable(error))
+            else:
+                same = documents.unparsed_if_unchanged(source, data, max_size, unchanged)
+                if same is not None:
+                    yield same
                     continue
-            result: Document | Skipped = read_file(path, source, max_size)
+                result = documents.document_from_bytes(source, data, max_file_size=max_size)
         else:
             result = Skipped(source, reason or "unreadable")
         if strict and isinstance(result, Skipped):

@@ -13,7 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from stacks.settings import SettingsError
+# Parsers and patterns shared with the main stack (index names and KMS key ARNs are checked the same way).
+from stacks.settings import _INDEX_NAME, _KMS_KEY_ARN, SettingsError, _optional_str
+from stacks.settings import _bool as _strict_bool
 
 # Every context key the Batch stack reads (the README's context table lists them).
 BATCH_CONTEXT_KEYS = (
@@ -44,9 +46,6 @@ _GPU_INSTANCE_TYPE = re.compile(r"(g4dn|g5|g6|g6e|gr6|p3|p3dn|p4d|p4de|p5|p5e|p5
 _S3_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _VPC_ID = re.compile(r"vpc-[0-9a-f]{8}([0-9a-f]{9})?")
 _SUBNET_ID = re.compile(r"subnet-[0-9a-f]{8}([0-9a-f]{9})?")
-# Index names, as stacks/settings.py checks them for indexName.
-_INDEX_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
-_KMS_KEY_ARN = re.compile(r"arn:aws[-a-z0-9]*:kms:[-a-z0-9]+:[0-9]{12}:key/[-a-zA-Z0-9]+")
 # A prefix goes into IAM resource ARNs and conditions: characters with a meaning there ("*", "?" match
 # anything, "${...}" is a policy variable) would widen the grant, so they are refused.
 _PREFIX_FORBIDDEN = re.compile(r"[*?$]")
@@ -121,24 +120,11 @@ def batch_settings_from_context(context: Mapping[str, Any]) -> BatchSettings | N
     )
 
 
-def _optional_str(context: Mapping[str, Any], key: str) -> str | None:
-    value = context.get(key)
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise SettingsError(key, value, "expected a string")
-    return value
-
-
 def _bool(context: Mapping[str, Any], key: str, *, default: bool) -> bool:
-    value = context.get(key)
-    if value is None or value == "":
+    """As :func:`stacks.settings._bool`, except that an empty value (``-c batchSpot=``) also means unset."""
+    if context.get(key) == "":
         return default
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    raise SettingsError(key, value, "expected true or false")
+    return _strict_bool(context, key, default=default)
 
 
 def _int(context: Mapping[str, Any], key: str, default: int, low: int, high: int) -> int:

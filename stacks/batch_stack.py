@@ -145,26 +145,28 @@ class BatchStack(Stack):
             environment["LOADER_DEVICE"] = "cuda"
             environment["LOADER_BATCH_SIZE"] = "256"
 
-        logging = ecs.LogDrivers.aws_logs(stream_prefix="loader", log_group=self.log_group)
+        # What the GPU and the Fargate container definitions have in common.
+        container_props: dict[str, Any] = {
+            "image": image,
+            "job_role": self.job_role,
+            "environment": environment,
+            "logging": ecs.LogDrivers.aws_logs(stream_prefix="loader", log_group=self.log_group),
+        }
         container: batch.IEcsContainerDefinition
         if settings.gpu:
             container = batch.EcsEc2ContainerDefinition(
                 self,
                 "Container",
-                image=image,
                 cpu=GPU_JOB_VCPUS,
                 memory=Size.gibibytes(GPU_JOB_MEMORY_GIB),
                 gpu=1,
-                job_role=self.job_role,
-                environment=environment,
-                logging=logging,
+                **container_props,
             )
             compute_environment: batch.IComputeEnvironment = self._gpu_compute(vpc, subnets, security_group)
         else:
             container = batch.EcsFargateContainerDefinition(
                 self,
                 "Container",
-                image=image,
                 cpu=FARGATE_JOB_VCPUS,
                 memory=Size.gibibytes(FARGATE_JOB_MEMORY_GIB),
                 ephemeral_storage_size=Size.gibibytes(FARGATE_EPHEMERAL_STORAGE_GIB),
@@ -172,9 +174,7 @@ class BatchStack(Stack):
                 fargate_cpu_architecture=ecs.CpuArchitecture.X86_64,
                 fargate_operating_system_family=ecs.OperatingSystemFamily.LINUX,
                 fargate_platform_version=ecs.FargatePlatformVersion.LATEST,
-                job_role=self.job_role,
-                environment=environment,
-                logging=logging,
+                **container_props,
             )
             compute_environment = batch.FargateComputeEnvironment(
                 self,

@@ -567,13 +567,13 @@ def test_unchanged_files_are_not_parsed_on_a_rerun(env: dict[str, Any], monkeypa
     first = real_read()
     assert first.count("new") == 3
     parsed: list[str] = []
-    original = documents._read_file
+    original = documents.document_from_bytes
 
-    def counting(path: Any, source: str, max_file_size: int) -> Any:
+    def counting(source: str, data: bytes, **options: Any) -> Any:
         parsed.append(source)
-        return original(path, source, max_file_size)
+        return original(source, data, **options)
 
-    monkeypatch.setattr(documents, "_read_file", counting)
+    monkeypatch.setattr(documents, "document_from_bytes", counting)
     report = real_read()
     assert report.count("unchanged") == 3 and parsed == []
     (env["root"] / "bags/fees.md").write_text(paragraphs(4, "fees edited"), encoding="utf-8")

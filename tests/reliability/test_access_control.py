@@ -10,7 +10,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,9 +27,9 @@ from loader.retry import RetryPolicy
 from loader.sync import LoadSettings, load
 from s3vectors_local import LocalEndpoint, provision
 from s3vectors_local.iam import Principal, template_principals
-from s3vectors_local.process import read_endpoint
 from tests.loader.fakes import FakeEmbedder
 from tests.reliability.support import REPO, loader_process, record, write_corpus
+from tests.s3vectors_local.support import wait_for_endpoint
 
 STACK = "S3VectorsDocSearch"
 KEYS = {  # access key -> secret; each secret recognizable, to grep for
@@ -323,11 +322,7 @@ def test_no_secret_appears_in_any_output_or_log(template: Path, tmp_path: Path) 
         )
     outputs: list[str] = []
     try:
-        deadline = time.monotonic() + 30
-        while (info := read_endpoint(data_dir)) is None:
-            assert server.poll() is None and time.monotonic() < deadline
-            time.sleep(0.05)
-        url = str(info["endpoint_url"])
+        url = str(wait_for_endpoint(data_dir, server)["endpoint_url"])
         outputs_file = tmp_path / "cdk-outputs.json"
         provision_args = [
             sys.executable,

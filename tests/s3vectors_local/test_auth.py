@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,9 +22,9 @@ from s3vectors_local import LocalEndpoint
 from s3vectors_local.endpoint import make_client
 from s3vectors_local.errors import AccessDeniedError
 from s3vectors_local.iam import ArnBuilder, Authorizer, modeled_permissions, required_permissions
-from s3vectors_local.process import read_endpoint
 from s3vectors_local.sigv4 import SignedRequest, SigV4Verifier
 from s3vectors_local.validation import service_model
+from tests.s3vectors_local.support import wait_for_endpoint
 
 KEY, SECRET = "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 ACCOUNT = "123456789012"
@@ -468,11 +467,7 @@ def test_serve_binds_loopback_and_verifies_signatures(tmp_path: Path) -> None:
         text=True,
     )
     try:
-        deadline = time.monotonic() + 30
-        while (info := read_endpoint(data_dir)) is None:
-            assert proc.poll() is None and time.monotonic() < deadline
-            time.sleep(0.05)
-        url = str(info["endpoint_url"])
+        url = str(wait_for_endpoint(data_dir, proc)["endpoint_url"])
         port = int(url.rsplit(":", 1)[1])
         if Path("/proc/net/tcp").exists():
             assert _listening_addresses(port) == {"127.0.0.1"}

@@ -7,14 +7,13 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from s3vectors_local import LocalEndpoint
-from s3vectors_local.process import read_endpoint
+from tests.s3vectors_local.support import wait_for_endpoint
 
 
 def _setup(c: Any) -> dict[str, str]:
@@ -47,10 +46,7 @@ def test_acknowledged_writes_survive_kill_9(tmp_path: Path) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "s3vectors_local", "serve", "--port", "0",
                              "--data-dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 30
-        while (info := read_endpoint(tmp_path)) is None:
-            assert time.monotonic() < deadline and proc.poll() is None
-            time.sleep(0.05)
+        info = wait_for_endpoint(tmp_path, proc)
         from s3vectors_local.endpoint import make_client
 
         c = make_client(info["endpoint_url"], max_attempts=1)

@@ -7,12 +7,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from s3vectors_local import ensure_running, stop_server
 from s3vectors_local.endpoint import make_client
 from s3vectors_local.process import read_endpoint
+from tests.s3vectors_local.support import wait_for_endpoint
 
 
 def test_ensure_running_starts_reuses_and_stops(tmp_path: Path) -> None:
@@ -68,10 +68,7 @@ def test_serve_writes_and_removes_endpoint_file(tmp_path: Path) -> None:
         text=True,
     )
     try:
-        deadline = time.monotonic() + 30
-        while (info := read_endpoint(tmp_path)) is None:
-            assert time.monotonic() < deadline and proc.poll() is None
-            time.sleep(0.05)
+        info = wait_for_endpoint(tmp_path, proc)
         assert info["pid"] == proc.pid
         make_client(info["endpoint_url"]).list_vector_buckets()
         os.kill(proc.pid, signal.SIGTERM)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,23 @@ def synth(outdir: Path, **context: Any) -> tuple[Template, dict[str, Any]]:
     assembly = app.synth()  # raises if a cdk-nag check fails
     raw = assembly.get_stack_artifact(stack.artifact_id).template
     return Template.from_stack(stack), raw
+
+
+def cli_synth(outdir: Path, *args: str) -> None:
+    """Run the pinned CDK CLI, ``npx cdk synth --quiet [args] --output outdir``, from the repository root."""
+    cli = REPO_ROOT / "node_modules" / ".bin" / "cdk"
+    assert cli.exists(), "the pinned CDK CLI is missing: run `make setup` (npm ci)"
+    env = {**os.environ, "PATH": f"{REPO_ROOT / 'node_modules' / '.bin'}{os.pathsep}{os.environ['PATH']}"}
+    env["JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION"] = "20"
+    subprocess.run(
+        ["npx", "cdk", "synth", "--quiet", *args, "--output", str(outdir)],
+        cwd=REPO_ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def synth_warnings(outdir: Path, **context: Any) -> list[str]:

@@ -27,7 +27,14 @@ from loader.contract import DEFAULT_STACK_NAME
 from stacks.batch_settings import BATCH_CONTEXT_KEYS, batch_settings_from_context
 from stacks.settings import SettingsError
 from tests.loader.support import create_index, loader_client, stored
-from tests.stacks.synth import CLI_DEFAULT_CONTEXT, REPO_ROOT, cdk_json_context, synth, validation_violations
+from tests.stacks.synth import (
+    CLI_DEFAULT_CONTEXT,
+    REPO_ROOT,
+    cdk_json_context,
+    cli_synth,
+    synth,
+    validation_violations,
+)
 
 BATCH = {"batch": "true", "sourceBucket": "my-docs", "sourcePrefix": "corpus"}
 SOURCE_KEY_ARN = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
@@ -635,21 +642,8 @@ def test_settings_ignore_batch_keys_when_batch_is_off() -> None:
 
 @pytest.mark.slow
 def test_npx_cdk_synth_with_batch_matches_in_process(tmp_path: Path) -> None:
-    cli = REPO_ROOT / "node_modules" / ".bin" / "cdk"
-    assert cli.exists(), "the pinned CDK CLI is missing: run `make setup` (npm ci)"
-    env = {**os.environ, "PATH": f"{REPO_ROOT / 'node_modules' / '.bin'}{os.pathsep}{os.environ['PATH']}"}
-    env["JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION"] = "20"
     outdir = tmp_path / "cli.out"
-    args = [arg for key, value in BATCH.items() for arg in ("-c", f"{key}={value}")]
-    subprocess.run(
-        ["npx", "cdk", "synth", "--quiet", *args, "--output", str(outdir)],
-        cwd=REPO_ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    cli_synth(outdir, *(arg for key, value in BATCH.items() for arg in ("-c", f"{key}={value}")))
     from_cli = json.loads((outdir / f"{BATCH_STACK_NAME}.template.json").read_text())
     in_process = Synth(tmp_path / "in-process.out", **BATCH)
     cli_hash = re.search(r":([0-9a-f]{64})\"", json.dumps(from_cli))
